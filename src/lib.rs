@@ -1,0 +1,9 @@
+//! rocketns: a RocketMQ NameServer. See ARCHITECTURE.md for the map.
+
+pub mod clock;
+pub mod config;
+pub mod protocol;
+pub mod route;
+pub mod server;
+pub mod shard;
+pub mod writer;

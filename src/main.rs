@@ -1,0 +1,133 @@
+//! `rocketns`: command line and start-up, as `mqnamesrv` (DECISIONS 4).
+
+use clap::{Arg, ArgAction, Command};
+use rocketns::clock::MonotonicClock;
+use rocketns::config::{self, Config, KEYS};
+use rocketns::server::{self, Server};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+fn command() -> Command {
+    let mut cmd = Command::new("rocketns")
+        .about("A RocketMQ NameServer")
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("configFile")
+                .short('c')
+                .long("configFile")
+                .value_name("FILE")
+                .help("Name server config properties file"),
+        )
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::Help)
+                .help("Print help"),
+        )
+        .arg(
+            Arg::new("namesrvAddr")
+                .short('n')
+                .long("namesrvAddr")
+                .value_name("ADDR")
+                .help("Name server address list, accepted and ignored as in Java"),
+        )
+        .arg(
+            Arg::new("printConfigItem")
+                .short('p')
+                .long("printConfigItem")
+                .action(ArgAction::SetTrue)
+                .help("Print all config items"),
+        );
+    for key in KEYS {
+        cmd = cmd.arg(
+            Arg::new(key.name)
+                .long(key.name)
+                .value_name("VALUE")
+                .hide(true)
+                .help("Any config key, overriding the file"),
+        );
+    }
+    cmd.after_help("Any config key may also be given as --KEY VALUE (e.g. --listenPort 9876).")
+}
+
+fn main() -> ExitCode {
+    let matches = match command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(1);
+        }
+    };
+    let env = env_logger::Env::default().default_filter_or("info");
+    env_logger::Builder::from_env(env).init();
+
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
+    let mut config = Config::defaults(&home, server::usable_cpus());
+    if let Err(e) = load(&mut config, &matches, &home) {
+        eprintln!("{e}");
+        return ExitCode::from(255);
+    }
+    if matches.get_flag("printConfigItem") {
+        for line in config.print_lines() {
+            println!("{line}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    for key in config.unknown_keys() {
+        log::warn!("config key {key} is not known to rocketns and is ignored");
+    }
+    for line in config.print_lines() {
+        log::info!("{line}");
+    }
+    let settings = config.settings();
+    let address = format!("{}:{}", settings.bind_address, settings.listen_port);
+    let server = match Server::start(settings, Arc::new(MonotonicClock::default())) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("{e}");
+            return ExitCode::from(255);
+        }
+    };
+    let boot = format!("The Name Server boot success. serializeType=JSON, address {address}");
+    log::info!("{boot}");
+    println!("{boot}");
+    server.wait();
+    ExitCode::SUCCESS
+}
+
+/// Applies the `-c` file, then every `--KEY VALUE` flag, then the defaults
+/// that depend on others (`rocketmqHome`, DECISIONS 21).
+fn load(config: &mut Config, matches: &clap::ArgMatches, home: &str) -> Result<(), String> {
+    if let Ok(dir) = std::env::var("ROCKETMQ_HOME") {
+        config.set("rocketmqHome", &dir)?;
+    }
+    if let Some(file) = matches.get_one::<String>("configFile") {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read config file {file}: {e}"))?;
+        for (key, value) in config::parse_properties(&text) {
+            config.set(&key, &value)?;
+        }
+        config.set("configStorePath", file)?;
+        config.config_file = Some(file.into());
+        println!("load config properties file OK, {file}");
+    }
+    for key in KEYS {
+        if let Some(value) = matches.get_one::<String>(key.name) {
+            config.set(key.name, value)?;
+        }
+    }
+    if config.str("rocketmqHome").is_empty() {
+        if !matches.get_flag("printConfigItem") {
+            log::warn!("rocketmqHome is not set (nor ROCKETMQ_HOME); using {home}");
+        }
+        config.set("rocketmqHome", home)?;
+    }
+    Ok(())
+}

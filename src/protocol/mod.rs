@@ -1,0 +1,7 @@
+//! The remoting protocol: bytes in, commands out, and back. No IO, no clock.
+
+pub mod body;
+pub mod codes;
+pub mod frame;
+pub mod header;
+pub mod json;

@@ -1,0 +1,155 @@
+//! The immutable view that lookups read. Built only by the writer, published
+//! through arc-swap; a lookup finds a topic's reply body already encoded in
+//! both dialects.
+//!
+//! Topics live in a fixed number of shards, each an `Arc<HashMap>`: a
+//! publication copies only the shards holding a changed topic and shares
+//! the rest, so its cost follows the change, not the table (DECISIONS 10).
+
+use super::encode::{self, TopicRoute};
+use super::table::{Changes, RouteTable};
+use crate::protocol::json::Dialect;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const TOPIC_SHARDS: usize = 256;
+
+/// One topic's reply bodies. The zone-mode path decodes `legacy` again, as
+/// Java does, so the structured route is not kept (memory at 100k topics).
+#[derive(Debug)]
+pub struct TopicEntry {
+    pub standard: Bytes,
+    pub legacy: Bytes,
+}
+
+impl TopicEntry {
+    pub fn new(route: &TopicRoute) -> TopicEntry {
+        TopicEntry {
+            standard: Bytes::from(encode::route_json(route, Dialect::Standard)),
+            legacy: Bytes::from(encode::route_json(route, Dialect::Legacy)),
+        }
+    }
+}
+
+type Shard = HashMap<Box<str>, Arc<TopicEntry>>;
+
+#[derive(Clone)]
+pub struct TopicMap {
+    shards: Arc<[Arc<Shard>]>,
+    len: usize,
+}
+
+impl Default for TopicMap {
+    fn default() -> Self {
+        let shards: Vec<Arc<Shard>> = (0..TOPIC_SHARDS).map(|_| Arc::default()).collect();
+        TopicMap {
+            shards: shards.into(),
+            len: 0,
+        }
+    }
+}
+
+/// FNV-1a: cheap, and only spreads topics over shards (each shard's map
+/// keeps std's randomized hasher).
+fn shard_of(topic: &str) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in topic.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    h as usize % TOPIC_SHARDS
+}
+
+impl TopicMap {
+    pub fn get(&self, topic: &str) -> Option<&Arc<TopicEntry>> {
+        self.shards[shard_of(topic)].get(topic)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.shards.iter().flat_map(|s| s.keys().map(|k| &**k))
+    }
+
+    /// A copy with `updates` applied (`None` removes); untouched shards are
+    /// shared with `self`.
+    pub fn with_updates(&self, updates: Vec<(String, Option<Arc<TopicEntry>>)>) -> TopicMap {
+        let mut shards: Vec<Arc<Shard>> = self.shards.to_vec();
+        let mut len = self.len;
+        for (topic, entry) in updates {
+            let shard = Arc::make_mut(&mut shards[shard_of(&topic)]);
+            let had = match entry {
+                Some(e) => shard.insert(topic.into_boxed_str(), e).is_some(),
+                None => {
+                    let had = shard.remove(topic.as_str()).is_some();
+                    len -= had as usize;
+                    continue;
+                }
+            };
+            len += !had as usize;
+        }
+        TopicMap {
+            shards: shards.into(),
+            len,
+        }
+    }
+}
+
+/// Everything a shard answers from without asking the writer.
+pub struct Snapshot {
+    /// Grows by one per publication.
+    pub version: u64,
+    pub topics: TopicMap,
+    /// GET_BROKER_CLUSTER_INFO body.
+    pub cluster_info: Bytes,
+    pub broker_groups: usize,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            version: 0,
+            topics: TopicMap::default(),
+            cluster_info: Bytes::from_static(b"{\"brokerAddrTable\":{},\"clusterAddrTable\":{}}"),
+            broker_groups: 0,
+        }
+    }
+}
+
+impl Snapshot {
+    /// The next snapshot after `changes`: changed topics re-encoded, the
+    /// rest shared with `self`.
+    pub fn next(
+        &self,
+        table: &RouteTable,
+        changes: &Changes,
+        order_conf: impl Fn(&str) -> Option<String>,
+    ) -> Snapshot {
+        let updates = changes
+            .topics
+            .iter()
+            .map(|topic| {
+                let conf = order_conf(topic);
+                let route = encode::assemble(table, topic, conf.as_deref());
+                (topic.clone(), route.map(|r| Arc::new(TopicEntry::new(&r))))
+            })
+            .collect();
+        let cluster_info = if changes.brokers {
+            Bytes::from(encode::cluster_info_json(table))
+        } else {
+            self.cluster_info.clone()
+        };
+        Snapshot {
+            version: self.version + 1,
+            topics: self.topics.with_updates(updates),
+            cluster_info,
+            broker_groups: table.brokers().len(),
+        }
+    }
+}

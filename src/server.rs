@@ -1,0 +1,216 @@
+//! Starts the writer and the shards on one shared listening socket, and
+//! stops them.
+
+use crate::clock::Clock;
+use crate::route::snapshot::Snapshot;
+use crate::route::table::{Limits, RouteSettings};
+use crate::shard::{self, ShardStats};
+use crate::writer::{self, Control, WriterConfig, WriterHandle};
+use arc_swap::ArcSwap;
+use futures_channel::oneshot;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Java's hard-coded listen backlog (DECISIONS 16).
+const LISTEN_BACKLOG: i32 = 1024;
+/// Messages the writer takes per batch before publishing.
+const WRITER_BATCH_MAX: usize = 1024;
+
+/// The settings the server runs with, taken from `Config::settings`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub bind_address: String,
+    pub listen_port: u16,
+    /// 0: one per CPU the process may use.
+    pub shard_count: usize,
+    pub pin_shards: bool,
+    pub connections_max_per_shard: usize,
+    pub scan_interval_ms: u64,
+    pub request_queue_capacity: usize,
+    pub unregister_queue_capacity: usize,
+    pub enable_all_topic_list: bool,
+    pub need_wait_for_service: bool,
+    pub wait_seconds_for_service: u64,
+    pub limits: Limits,
+    pub route: RouteSettings,
+}
+
+impl Default for Settings {
+    /// Java's defaults, on an ephemeral loopback port (tests).
+    fn default() -> Self {
+        Settings {
+            bind_address: "127.0.0.1".into(),
+            listen_port: 0,
+            shard_count: 0,
+            pin_shards: false,
+            connections_max_per_shard: 20_000,
+            scan_interval_ms: 5_000,
+            request_queue_capacity: 10_000,
+            unregister_queue_capacity: 3_000,
+            enable_all_topic_list: true,
+            need_wait_for_service: false,
+            wait_seconds_for_service: 45,
+            limits: Limits::default(),
+            route: RouteSettings::default(),
+        }
+    }
+}
+
+pub struct Server {
+    local_addr: SocketAddr,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    writer: WriterHandle,
+    shards: Vec<(glommio::ExecutorJoinHandle<()>, oneshot::Sender<()>)>,
+    stats: Vec<Arc<ShardStats>>,
+}
+
+/// CPUs this process may run on: affinity mask and cgroup quota honoured.
+pub fn usable_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn bind(settings: &Settings) -> std::io::Result<Socket> {
+    let addr: SocketAddr = (settings.bind_address.as_str(), settings.listen_port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("bindAddress resolves to nothing"))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("Failed to bind to {addr}: {e}")))?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket)
+}
+
+impl Server {
+    pub fn start(settings: Settings, clock: Arc<dyn Clock>) -> std::io::Result<Server> {
+        let listener = bind(&settings)?;
+        let local_addr = listener
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| std::io::Error::other("listener has no inet address"))?;
+        let shard_count = match settings.shard_count {
+            0 => usable_cpus(),
+            n => n,
+        };
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let control_capacity =
+            settings.connections_max_per_shard * shard_count + settings.unregister_queue_capacity;
+        let writer = writer::spawn(
+            WriterConfig {
+                scan_interval_ms: settings.scan_interval_ms,
+                batch_max: WRITER_BATCH_MAX,
+                request_queue_capacity: settings.request_queue_capacity,
+                control_queue_capacity: control_capacity,
+                limits: settings.limits,
+                settings: settings.route,
+            },
+            clock.clone(),
+            snapshot.clone(),
+        )?;
+        let shared = shard::Shared {
+            snapshot: snapshot.clone(),
+            requests: writer.requests.clone(),
+            control: writer.control.clone(),
+            settings: Arc::new(settings.clone()),
+            started_ms: clock.now_ms(),
+            clock,
+        };
+        let mut server = Server {
+            local_addr,
+            snapshot,
+            writer,
+            shards: Vec::new(),
+            stats: Vec::new(),
+        };
+        let cpus = pinned_cpus(settings.pin_shards, shard_count);
+        for id in 0..shard_count {
+            let fd: OwnedFd = listener.as_fd().try_clone_to_owned()?;
+            let stats = Arc::new(ShardStats::default());
+            let (stop_tx, stop_rx) = oneshot::channel();
+            let cpu = cpus.as_ref().map(|c| c[id % c.len()]);
+            let handle = shard::spawn(id, fd, shared.clone(), stats.clone(), cpu, stop_rx)?;
+            server.shards.push((handle, stop_tx));
+            server.stats.push(stats);
+        }
+        Ok(server)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Version of the published snapshot; grows only when routes change.
+    pub fn snapshot_version(&self) -> u64 {
+        self.snapshot.load().version
+    }
+
+    /// Asks the writer to run its expiry scan now, on its clock.
+    pub fn scan_now(&self) {
+        let _ = self.writer.control.send(Control::Scan);
+    }
+
+    pub fn broken_frames(&self) -> u64 {
+        self.stats
+            .iter()
+            .map(|s| s.broken_frames.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.stats
+            .iter()
+            .map(|s| s.connections.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Blocks until the shards end (they end only when stopped).
+    pub fn wait(mut self) {
+        for (handle, _stop) in self.shards.drain(..) {
+            let _ = handle.join();
+        }
+    }
+
+    pub fn stop(mut self) {
+        self.stop_shards();
+        self.writer.stop();
+    }
+
+    fn stop_shards(&mut self) {
+        for (_, stop) in &mut self.shards {
+            let (tx, _) = oneshot::channel();
+            let _ = std::mem::replace(stop, tx).send(());
+        }
+        for (handle, _) in self.shards.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_shards();
+    }
+}
+
+/// With `pinShards`, the CPUs of this process's affinity mask to pin to.
+fn pinned_cpus(pin: bool, _shards: usize) -> Option<Vec<usize>> {
+    if !pin {
+        return None;
+    }
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return None;
+    }
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect();
+    (!cpus.is_empty()).then_some(cpus)
+}

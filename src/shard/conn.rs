@@ -1,0 +1,190 @@
+//! One connection: read and decode frames, answer lookups at once, hand
+//! mutations to the writer, and write replies from a second task.
+//!
+//! The socket is dup'ed so the reader and the writer task each own a
+//! glommio stream. Replies go through an `Outbox`; the reader stops reading
+//! while the outbox or the requests in flight are over their caps, instead
+//! of dropping requests (DECISIONS 18).
+
+use super::dispatch::{self, Handled};
+use super::ShardCtx;
+use crate::protocol::frame::{self, FrameError, FRAME_SIZE_MAX};
+use crate::route::ConnId;
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use glommio::spawn_local;
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::rc::Rc;
+
+/// A read buffer starts this small and grows only for a large frame.
+const READ_BUF_START: usize = 4 * 1024;
+/// An empty read buffer above this is given back.
+const READ_BUF_KEEP_MAX: usize = 64 * 1024;
+/// Largest single read while a big frame is arriving.
+const READ_CHUNK_MAX: usize = 1024 * 1024;
+/// Reply bytes queued for one connection before its reader pauses.
+const OUTBOX_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Writer-bound requests in flight per connection before its reader pauses.
+const IN_FLIGHT_MAX: usize = 64;
+
+pub struct Conn {
+    pub id: ConnId,
+    broker: Cell<bool>,
+    in_flight: Cell<usize>,
+}
+
+impl Conn {
+    /// This connection registered a broker: its close must reach the writer.
+    pub fn mark_broker(&self) {
+        self.broker.set(true);
+    }
+}
+
+struct Outbox {
+    bytes: RefCell<Vec<u8>>,
+    closed: Cell<bool>,
+    broken: Cell<bool>,
+    bell: (LocalSender<()>, LocalReceiver<()>),
+    progress: (LocalSender<()>, LocalReceiver<()>),
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        Outbox {
+            bytes: RefCell::new(Vec::new()),
+            closed: Cell::new(false),
+            broken: Cell::new(false),
+            bell: local_channel::new_bounded(1),
+            progress: local_channel::new_bounded(1),
+        }
+    }
+
+    fn push(&self, frame: &[u8]) {
+        self.bytes.borrow_mut().extend_from_slice(frame);
+        let _ = self.bell.0.try_send(());
+    }
+
+    fn queued(&self) -> usize {
+        self.bytes.borrow().len()
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        let _ = self.bell.0.try_send(());
+    }
+
+    fn signal_progress(&self) {
+        let _ = self.progress.0.try_send(());
+    }
+}
+
+pub async fn serve(mut stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    // SAFETY: dup returns a new descriptor that nothing else owns.
+    let write_fd = unsafe { libc::dup(fd) };
+    if write_fd < 0 {
+        log::warn!(
+            "dup of an accepted socket failed: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    // SAFETY: `write_fd` is a fresh, owned, connected TCP socket.
+    let write_stream = unsafe { TcpStream::from_raw_fd(write_fd) };
+    let conn = Rc::new(Conn {
+        id,
+        broker: Cell::new(false),
+        in_flight: Cell::new(0),
+    });
+    let outbox = Rc::new(Outbox::new());
+    let writer = spawn_local(write_loop(write_stream, outbox.clone()));
+    if let Err(e) = read_loop(&mut stream, &ctx, &conn, &outbox).await {
+        ctx.broken_frame(&e, &stream);
+        // SAFETY: shutting down our own socket; the writer sees the error.
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    }
+    outbox.close();
+    if conn.broker.get() {
+        ctx.send_closed(conn.id);
+    }
+    writer.await;
+}
+
+async fn read_loop(
+    stream: &mut TcpStream,
+    ctx: &Rc<ShardCtx>,
+    conn: &Rc<Conn>,
+    outbox: &Rc<Outbox>,
+) -> Result<(), FrameError> {
+    let mut buf = BytesMut::with_capacity(READ_BUF_START);
+    loop {
+        while let Some(f) = frame::decode(&mut buf, FRAME_SIZE_MAX)? {
+            if f.header.is_response() {
+                continue; // a reply to a request we never sent (§7)
+            }
+            match dispatch::handle(ctx, conn, f) {
+                Handled::Now(Some(bytes)) => outbox.push(&bytes),
+                Handled::Now(None) => {}
+                Handled::Later(pending) => {
+                    conn.in_flight.set(conn.in_flight.get() + 1);
+                    let (conn, outbox) = (conn.clone(), outbox.clone());
+                    spawn_local(async move {
+                        if let Some(bytes) = pending.reply().await {
+                            outbox.push(&bytes);
+                        }
+                        conn.in_flight.set(conn.in_flight.get() - 1);
+                        outbox.signal_progress();
+                    })
+                    .detach();
+                }
+            }
+            while (outbox.queued() > OUTBOX_BYTES_MAX || conn.in_flight.get() >= IN_FLIGHT_MAX)
+                && !outbox.broken.get()
+            {
+                outbox.progress.1.recv().await;
+            }
+        }
+        if outbox.broken.get() {
+            return Ok(());
+        }
+        if buf.is_empty() && buf.capacity() > READ_BUF_KEEP_MAX {
+            buf = BytesMut::with_capacity(READ_BUF_START);
+        }
+        let missing = frame::peek_frame_size(&buf, FRAME_SIZE_MAX)?
+            .map_or(0, |total| total.saturating_sub(buf.len()));
+        let chunk = missing.clamp(READ_BUF_START, READ_CHUNK_MAX);
+        let filled = buf.len();
+        buf.resize(filled + chunk, 0);
+        match stream.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(n) => buf.truncate(filled + n),
+        }
+    }
+}
+
+async fn write_loop(mut stream: TcpStream, outbox: Rc<Outbox>) {
+    loop {
+        let bytes = std::mem::take(&mut *outbox.bytes.borrow_mut());
+        if bytes.is_empty() {
+            if outbox.closed.get() {
+                break;
+            }
+            if outbox.bell.1.recv().await.is_none() {
+                break;
+            }
+            continue;
+        }
+        if stream.write_all(&bytes).await.is_err() {
+            outbox.broken.set(true);
+            // SAFETY: shutting down our own socket wakes the reader.
+            unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR) };
+            break;
+        }
+        outbox.signal_progress();
+    }
+    outbox.signal_progress();
+}

@@ -1,0 +1,357 @@
+//! Request code to handler. Lookups are answered here from the current
+//! snapshot; mutations go to the writer and are answered when it replies.
+
+use super::conn::Conn;
+use super::ShardCtx;
+use crate::protocol::body::{self, DataVersion};
+use crate::protocol::codes::{self, request as req, response as resp};
+use crate::protocol::frame::{self, Frame};
+use crate::protocol::header::Header;
+use crate::protocol::json::{self, Dialect};
+use crate::route::encode::{self, TopicRoute};
+use crate::route::table::{RegisterOutcome, Registration, Unregistration};
+use crate::writer::{Control, Outcome, Request};
+use crossbeam_channel::TrySendError;
+use futures_channel::oneshot;
+
+/// What to do with one request.
+pub enum Handled {
+    /// Write this frame now (`None`: nothing to write, e.g. oneway).
+    Now(Option<Vec<u8>>),
+    /// Write what `finish` makes of the writer's answer.
+    Later(Pending),
+}
+
+pub struct Pending {
+    rx: oneshot::Receiver<Outcome>,
+    opaque: i32,
+    finish: fn(Outcome, i32) -> Vec<u8>,
+}
+
+impl Pending {
+    /// The reply frame, or `None` when the writer dropped the request.
+    pub async fn reply(self) -> Option<Vec<u8>> {
+        let outcome = self.rx.await.ok()?;
+        Some((self.finish)(outcome, self.opaque))
+    }
+}
+
+/// The Java remark for an exception thrown inside a handler; clients only
+/// show it, so it names the Java exception and what was missing.
+fn npe(what: &str) -> String {
+    format!("java.lang.NullPointerException: {what} is null")
+}
+
+pub fn handle(ctx: &ShardCtx, conn: &Conn, frame: Frame) -> Handled {
+    let h = &frame.header;
+    let reply = |bytes: Vec<u8>| Handled::Now((!h.is_oneway()).then_some(bytes));
+    match h.code {
+        req::GET_ROUTEINFO_BY_TOPIC => reply(route_info(ctx, h)),
+        req::GET_BROKER_CLUSTER_INFO => {
+            let snapshot = ctx.snapshot.load();
+            reply(frame::response(
+                resp::SUCCESS,
+                h.opaque,
+                None,
+                None,
+                &snapshot.cluster_info,
+            ))
+        }
+        req::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => reply(all_topics(ctx, h)),
+        req::REGISTER_BROKER => register(ctx, conn, &frame),
+        req::UNREGISTER_BROKER => reply(unregister(ctx, h)),
+        req::QUERY_DATA_VERSION => query_data_version(ctx, &frame),
+        req::BROKER_HEARTBEAT => reply(heartbeat(ctx, h)),
+        code => {
+            let remark = codes::remark_not_supported(code);
+            let code = resp::REQUEST_CODE_NOT_SUPPORTED;
+            reply(frame::response(code, h.opaque, Some(&remark), None, b""))
+        }
+    }
+}
+
+fn error(opaque: i32, code: i32, remark: &str) -> Vec<u8> {
+    frame::response(code, opaque, Some(remark), None, b"")
+}
+
+// ----- lookups -----
+
+fn route_info(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    if ctx.waiting_for_service() {
+        return error(h.opaque, resp::SYSTEM_ERROR, codes::REMARK_NOT_READY);
+    }
+    let topic = h.ext("topic");
+    let snapshot = ctx.snapshot.load();
+    let Some(entry) = topic.and_then(|t| snapshot.topics.get(t)) else {
+        let remark = codes::remark_topic_not_exist(topic);
+        return error(h.opaque, resp::TOPIC_NOT_EXIST, &remark);
+    };
+    let zone = h.ext("__ZONE_NAME").filter(|z| !z.trim().is_empty());
+    if let (Some(zone), Some(true)) = (zone, h.ext_bool("__ZONE_MODE")) {
+        if let Some(body) = zone_filtered(&entry.legacy, zone) {
+            return frame::response(resp::SUCCESS, h.opaque, None, None, &body);
+        }
+    }
+    let standard =
+        h.version >= codes::version::V4_9_4 || h.ext_bool("acceptStandardJsonOnly") == Some(true);
+    let body = if standard {
+        &entry.standard
+    } else {
+        &entry.legacy
+    };
+    frame::response(resp::SUCCESS, h.opaque, None, None, body)
+}
+
+/// Java's zone hook (`namesrv-commands.md` §A.6 step 6): decode the route,
+/// keep groups without a master or in `zone`, re-encode in legacy form.
+fn zone_filtered(legacy: &[u8], zone: &str) -> Option<Vec<u8>> {
+    let text = json::quote_numeric_keys(legacy);
+    let mut route: TopicRoute = serde_json::from_slice(&text).ok()?;
+    let (kept, removed): (Vec<_>, Vec<_>) = route.broker_datas.into_iter().partition(|b| {
+        !b.broker_addrs.contains_key(&0)
+            || b.zone_name
+                .as_deref()
+                .is_some_and(|z| z.eq_ignore_ascii_case(zone))
+    });
+    route.broker_datas = kept;
+    for b in &removed {
+        route.queue_datas.retain(|q| q.broker_name != b.broker_name);
+        for addr in b.broker_addrs.values() {
+            route.filter_server_table.remove(addr);
+        }
+    }
+    Some(encode::route_json(&route, Dialect::Legacy))
+}
+
+fn all_topics(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    if !ctx.settings.enable_all_topic_list {
+        return error(h.opaque, resp::SYSTEM_ERROR, "disable");
+    }
+    let snapshot = ctx.snapshot.load();
+    let body = encode::topic_list_json(snapshot.topics.names(), None);
+    frame::response(resp::SUCCESS, h.opaque, None, None, &body)
+}
+
+// ----- mutations -----
+
+/// Sends a request to the writer; a full queue is SYSTEM_BUSY (DECISIONS 7).
+fn to_writer(
+    ctx: &ShardCtx,
+    h: &Header,
+    make: impl FnOnce(Option<crate::writer::Reply>) -> Request,
+    finish: fn(Outcome, i32) -> Vec<u8>,
+) -> Handled {
+    let (tx, rx) = if h.is_oneway() {
+        (None, None)
+    } else {
+        let (tx, rx) = oneshot::channel();
+        (Some(tx), Some(rx))
+    };
+    match ctx.writer.try_send(make(tx)) {
+        Ok(()) => match rx {
+            Some(rx) => Handled::Later(Pending {
+                rx,
+                opaque: h.opaque,
+                finish,
+            }),
+            None => Handled::Now(None),
+        },
+        Err(e) => {
+            let (code, remark) = match e {
+                TrySendError::Full(_) => (resp::SYSTEM_BUSY, codes::REMARK_OVERLOAD),
+                TrySendError::Disconnected(_) => (resp::SYSTEM_ERROR, "name server stopping"),
+            };
+            ctx.count_busy(code == resp::SYSTEM_BUSY);
+            Handled::Now((!h.is_oneway()).then(|| error(h.opaque, code, remark)))
+        }
+    }
+}
+
+fn register(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
+    let h = &frame.header;
+    let oneway = h.is_oneway();
+    let fail = |code: i32, remark: &str, ext: Option<&[(&str, &str)]>| {
+        Handled::Now((!oneway).then(|| frame::response(code, h.opaque, Some(remark), ext, b"")))
+    };
+    // Java's order: CRC, body, then the unboxing of a missing brokerId.
+    let body = frame.body.as_deref();
+    let crc_given = h.ext_i32("bodyCrc32").unwrap_or(0);
+    if crc_given != 0 {
+        let crc = body.map_or(0, |b| crc32fast::hash(b) & 0x7FFF_FFFF) as i32;
+        if crc != crc_given {
+            return fail(resp::SYSTEM_ERROR, codes::REMARK_CRC_MISMATCH, Some(&[]));
+        }
+    }
+    if h.version < 0 {
+        return fail(
+            resp::SYSTEM_ERROR,
+            "java.lang.ArrayIndexOutOfBoundsException",
+            None,
+        );
+    }
+    let compressed = h.ext_bool("compressed").unwrap_or(false);
+    let body = match body::decode_register(body, h.version, compressed) {
+        Ok(b) => b,
+        Err(e) => {
+            let remark = format!(
+                "org.apache.rocketmq.remoting.exception.RemotingCommandException: Failed to decode RegisterBrokerBody, {e}"
+            );
+            return fail(resp::SYSTEM_ERROR, &remark, None);
+        }
+    };
+    let Some(id) = h.ext_i64("brokerId") else {
+        return fail(resp::SYSTEM_ERROR, &npe("brokerId"), None);
+    };
+    let (Some(cluster), Some(addr), Some(name)) = (
+        h.ext("clusterName"),
+        h.ext("brokerAddr"),
+        h.ext("brokerName"),
+    ) else {
+        // Java registers nothing coherent and still answers SUCCESS.
+        return Handled::Now((!oneway).then(|| register_reply(None, h.opaque)));
+    };
+    let reg = Registration {
+        cluster: cluster.to_string(),
+        addr: addr.to_string(),
+        name: name.to_string(),
+        id,
+        ha_addr: h.ext("haServerAddr").map(str::to_string),
+        zone: h.ext("__ZONE_NAME").map(str::to_string),
+        timeout_ms: h.ext_i64("heartbeatTimeoutMillis").map(|t| t.max(0) as u64),
+        acting_master: h.ext_bool("enableActingMaster"),
+        body,
+        conn: conn.id,
+    };
+    conn.mark_broker();
+    let stamp_ms = ctx.clock.now_ms();
+    to_writer(
+        ctx,
+        h,
+        |reply| Request::Register {
+            reg,
+            stamp_ms,
+            reply,
+        },
+        finish_register,
+    )
+}
+
+fn finish_register(outcome: Outcome, opaque: i32) -> Vec<u8> {
+    match outcome {
+        Outcome::Register(RegisterOutcome::Registered { master }) => {
+            register_reply(master.as_ref(), opaque)
+        }
+        Outcome::Register(RegisterOutcome::Superseded) => register_reply(None, opaque),
+        Outcome::Register(RegisterOutcome::Refused) => frame::response(
+            resp::SYSTEM_ERROR,
+            opaque,
+            Some(codes::REMARK_REGISTER_FAILED),
+            Some(&[]),
+            b"",
+        ),
+        Outcome::Register(RegisterOutcome::LimitReached(why)) => {
+            frame::response(resp::SYSTEM_ERROR, opaque, Some(&why), Some(&[]), b"")
+        }
+        other => unreachable!("register answered with {other:?}"),
+    }
+}
+
+/// SUCCESS with `haServerAddr`/`masterAddr` for a slave whose master is
+/// live. The ORDER_TOPIC_CONFIG body comes with the KV store.
+fn register_reply(master: Option<&(String, Option<String>)>, opaque: i32) -> Vec<u8> {
+    let mut ext: Vec<(&str, &str)> = Vec::new();
+    if let Some((master_addr, ha)) = master {
+        if let Some(ha) = ha {
+            ext.push(("haServerAddr", ha));
+        }
+        ext.push(("masterAddr", master_addr));
+    }
+    frame::response(resp::SUCCESS, opaque, None, Some(&ext), b"")
+}
+
+fn unregister(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    let ok = frame::response(resp::SUCCESS, h.opaque, None, None, b"");
+    let (Some(cluster), Some(addr), Some(name)) = (
+        h.ext("clusterName"),
+        h.ext("brokerAddr"),
+        h.ext("brokerName"),
+    ) else {
+        // Java queues it and its batch step skips it.
+        return ok;
+    };
+    let unreg = Unregistration {
+        cluster: cluster.to_string(),
+        addr: addr.to_string(),
+        name: name.to_string(),
+        id: h.ext_i64("brokerId").unwrap_or(0),
+    };
+    let stamp_ms = ctx.clock.now_ms();
+    if !ctx.send_unregister(Control::Unregister { unreg, stamp_ms }) {
+        // Java's answer when its unregistration queue is full: no remark.
+        return frame::response(resp::SYSTEM_ERROR, h.opaque, None, None, b"");
+    }
+    ok
+}
+
+fn query_data_version(ctx: &ShardCtx, frame: &Frame) -> Handled {
+    let h = &frame.header;
+    let (Some(cluster), Some(addr)) = (h.ext("clusterName"), h.ext("brokerAddr")) else {
+        let remark = npe("clusterName or brokerAddr");
+        return Handled::Now(
+            (!h.is_oneway()).then(|| error(h.opaque, resp::SYSTEM_ERROR, &remark)),
+        );
+    };
+    let given = match frame.body.as_deref().map(DataVersion::parse) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            let remark = format!("com.alibaba.fastjson.JSONException: {e}");
+            return Handled::Now(
+                (!h.is_oneway()).then(|| error(h.opaque, resp::SYSTEM_ERROR, &remark)),
+            );
+        }
+    };
+    let (cluster, addr) = (cluster.to_string(), addr.to_string());
+    let stamp_ms = ctx.clock.now_ms();
+    to_writer(
+        ctx,
+        h,
+        |reply| Request::QueryDataVersion {
+            cluster,
+            addr,
+            given,
+            stamp_ms,
+            reply,
+        },
+        finish_query_data_version,
+    )
+}
+
+fn finish_query_data_version(outcome: Outcome, opaque: i32) -> Vec<u8> {
+    let Outcome::DataVersion { changed, stored } = outcome else {
+        unreachable!("query answered with {outcome:?}");
+    };
+    let ext = [("changed", if changed { "true" } else { "false" })];
+    let body = stored.map(|v| v.to_json()).unwrap_or_default();
+    frame::response(resp::SUCCESS, opaque, None, Some(&ext), &body)
+}
+
+fn heartbeat(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    let (Some(cluster), Some(addr)) = (h.ext("clusterName"), h.ext("brokerAddr")) else {
+        return error(
+            h.opaque,
+            resp::SYSTEM_ERROR,
+            &npe("clusterName or brokerAddr"),
+        );
+    };
+    let request = Request::Heartbeat {
+        cluster: cluster.to_string(),
+        addr: addr.to_string(),
+        stamp_ms: ctx.clock.now_ms(),
+    };
+    if ctx.writer.try_send(request).is_err() {
+        ctx.count_busy(true);
+        return error(h.opaque, resp::SYSTEM_BUSY, codes::REMARK_OVERLOAD);
+    }
+    frame::response(resp::SUCCESS, h.opaque, None, None, b"")
+}

@@ -1,0 +1,199 @@
+//! One shard: a glommio executor serving its share of the accepted
+//! connections. Shards are the only code that touches sockets; they read
+//! the published snapshot and send mutations to the writer.
+
+pub mod conn;
+pub mod dispatch;
+
+use crate::clock::Clock;
+use crate::protocol::frame::FrameError;
+use crate::route::snapshot::Snapshot;
+use crate::route::ConnId;
+use crate::server::Settings;
+use crate::writer::{Control, Request};
+use arc_swap::ArcSwap;
+use crossbeam_channel::Sender;
+use futures_channel::oneshot;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+use std::cell::Cell;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// glommio's io_memory serves only file/DMA IO, which a NameServer does not
+/// do; 64 KiB is the smallest it takes (shared/notes).
+const IO_MEMORY_BYTES: usize = 64 * 1024;
+/// Pause after an accept error such as EMFILE before accepting again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Counters of one shard, written only by it, summed when read.
+#[derive(Default, Debug)]
+pub struct ShardStats {
+    pub connections: AtomicUsize,
+    pub accepted: AtomicU64,
+    pub refused_over_cap: AtomicU64,
+    pub accept_errors: AtomicU64,
+    pub broken_frames: AtomicU64,
+    pub busy: AtomicU64,
+}
+
+/// What every shard shares; cloned into each executor.
+#[derive(Clone)]
+pub struct Shared {
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub requests: Sender<Request>,
+    pub control: Sender<Control>,
+    pub settings: Arc<Settings>,
+    pub clock: Arc<dyn Clock>,
+    pub started_ms: u64,
+}
+
+pub struct ShardCtx {
+    pub id: usize,
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub writer: Sender<Request>,
+    control: Sender<Control>,
+    pub settings: Arc<Settings>,
+    pub clock: Arc<dyn Clock>,
+    started_ms: u64,
+    next_conn: Cell<u64>,
+    pub stats: Arc<ShardStats>,
+    warned_broken: Cell<bool>,
+}
+
+impl ShardCtx {
+    fn next_conn_id(&self) -> ConnId {
+        let n = self.next_conn.get();
+        self.next_conn.set(n + 1);
+        ((self.id as u64) << 48) | n
+    }
+
+    pub fn waiting_for_service(&self) -> bool {
+        let s = &self.settings;
+        s.need_wait_for_service
+            && self.clock.now_ms() < self.started_ms + s.wait_seconds_for_service * 1000
+    }
+
+    pub fn count_busy(&self, busy: bool) {
+        if busy {
+            self.stats.busy.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// UNREGISTER_BROKER goes on the never-dropped path, but may use only
+    /// Java's unregistration queue share of it, so closes always fit.
+    pub fn send_unregister(&self, msg: Control) -> bool {
+        self.control.len() < self.settings.unregister_queue_capacity
+            && self.control.try_send(msg).is_ok()
+    }
+
+    /// A broker's connection closed. The control queue is sized so this
+    /// always fits; if it ever does not, expiry removes the broker later.
+    pub fn send_closed(&self, conn: ConnId) {
+        let stamp_ms = self.clock.now_ms();
+        if self
+            .control
+            .try_send(Control::Closed { conn, stamp_ms })
+            .is_err()
+        {
+            log::error!("control queue full: close of connection {conn:#x} left to expiry");
+        }
+    }
+
+    /// Counts a broken frame; logs the first per shard at warn, later ones
+    /// at debug (once per cause is enough to diagnose a misbehaving peer).
+    pub fn broken_frame(&self, e: &FrameError, stream: &TcpStream) {
+        self.stats.broken_frames.fetch_add(1, Ordering::Relaxed);
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        if !self.warned_broken.replace(true) {
+            log::warn!("closing connection from {peer}: {e} ({})", e.reason());
+        } else {
+            log::debug!("closing connection from {peer}: {e} ({})", e.reason());
+        }
+    }
+}
+
+/// Starts shard `id` on its own thread. `listener` is a dup of the one
+/// listening socket; `stop` ends its accept loop.
+pub fn spawn(
+    id: usize,
+    listener: OwnedFd,
+    shared: Shared,
+    stats: Arc<ShardStats>,
+    cpu: Option<usize>,
+    stop: oneshot::Receiver<()>,
+) -> std::io::Result<glommio::ExecutorJoinHandle<()>> {
+    let placement = match cpu {
+        Some(cpu) => Placement::Fixed(cpu),
+        None => Placement::Unbound,
+    };
+    LocalExecutorBuilder::new(placement)
+        .name(&format!("rocketns-shard-{id}"))
+        .io_memory(IO_MEMORY_BYTES)
+        .spawn(move || accept_loop(id, listener, shared, stats, stop))
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+async fn accept_loop(
+    id: usize,
+    listener: OwnedFd,
+    shared: Shared,
+    stats: Arc<ShardStats>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    // SAFETY: the fd is a listening TCP socket this shard now owns.
+    let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    let ctx = Rc::new(ShardCtx {
+        id,
+        snapshot: shared.snapshot,
+        writer: shared.requests,
+        control: shared.control,
+        settings: shared.settings,
+        clock: shared.clock,
+        started_ms: shared.started_ms,
+        next_conn: Cell::new(1),
+        stats,
+        warned_broken: Cell::new(false),
+    });
+    let cap = ctx.settings.connections_max_per_shard;
+    let mut warned_accept = false;
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            let _ = (&mut stop).await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(stream)) => stream,
+            Some(Err(e)) => {
+                ctx.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                if !std::mem::replace(&mut warned_accept, true) {
+                    log::warn!("shard {id}: accept failed, backing off: {e}");
+                }
+                glommio::timer::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        if ctx.stats.connections.load(Ordering::Relaxed) >= cap {
+            ctx.stats.refused_over_cap.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        }
+        ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let conn_ctx = ctx.clone();
+        let conn_id = ctx.next_conn_id();
+        glommio::spawn_local(async move {
+            conn::serve(stream, conn_ctx.clone(), conn_id).await;
+            conn_ctx.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        })
+        .detach();
+    }
+}

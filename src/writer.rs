@@ -1,0 +1,311 @@
+//! The writer: the only code that mutates routes and publishes snapshots.
+//!
+//! Shards send requests over a bounded channel (full = SYSTEM_BUSY) and
+//! events that must not be lost (unregistrations, closed connections) over
+//! a second one sized by the connection cap (DECISIONS 12). The writer
+//! drains both in batches, applies each message to the `RouteTable`,
+//! publishes one snapshot per batch when something visible changed, and
+//! only then answers, so a client asking right after a broker's reply sees
+//! the broker (DECISIONS 8).
+
+use crate::clock::Clock;
+use crate::protocol::body::DataVersion;
+use crate::route::snapshot::Snapshot;
+use crate::route::table::{
+    Limits, RegisterOutcome, Registration, RouteSettings, RouteTable, Unregistration,
+};
+use crate::route::ConnId;
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender};
+use futures_channel::oneshot;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long the writer remembers a closed connection, to drop
+/// registrations from it that were still queued when it closed.
+const CLOSED_CONN_MEMORY_MS: u64 = 60_000;
+
+pub type Reply = oneshot::Sender<Outcome>;
+
+#[derive(Debug)]
+pub enum Outcome {
+    Register(RegisterOutcome),
+    DataVersion {
+        changed: bool,
+        stored: Option<DataVersion>,
+    },
+    Done,
+}
+
+/// Requests: dropped with SYSTEM_BUSY when the queue is full.
+pub enum Request {
+    Register {
+        reg: Registration,
+        stamp_ms: u64,
+        reply: Option<Reply>,
+    },
+    QueryDataVersion {
+        cluster: String,
+        addr: String,
+        given: Option<DataVersion>,
+        stamp_ms: u64,
+        reply: Option<Reply>,
+    },
+    Heartbeat {
+        cluster: String,
+        addr: String,
+        stamp_ms: u64,
+    },
+}
+
+/// Events that must reach the writer.
+pub enum Control {
+    Unregister {
+        unreg: Unregistration,
+        stamp_ms: u64,
+    },
+    Closed {
+        conn: ConnId,
+        stamp_ms: u64,
+    },
+    /// Run the expiry scan now, on the writer's clock (tests drive time).
+    Scan,
+    Stop,
+}
+
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    pub scan_interval_ms: u64,
+    pub batch_max: usize,
+    pub request_queue_capacity: usize,
+    pub control_queue_capacity: usize,
+    pub limits: Limits,
+    pub settings: RouteSettings,
+}
+
+pub struct WriterHandle {
+    pub requests: Sender<Request>,
+    pub control: Sender<Control>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WriterHandle {
+    /// Stops the writer after what is queued before the stop.
+    pub fn stop(&mut self) {
+        let _ = self.control.send(Control::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn spawn(
+    config: WriterConfig,
+    clock: Arc<dyn Clock>,
+    published: Arc<ArcSwap<Snapshot>>,
+) -> std::io::Result<WriterHandle> {
+    let (req_tx, req_rx) = crossbeam_channel::bounded(config.request_queue_capacity);
+    let (ctl_tx, ctl_rx) = crossbeam_channel::bounded(config.control_queue_capacity);
+    let mut writer = Writer {
+        table: RouteTable::new(config.limits, config.settings),
+        published,
+        clock,
+        closed: HashMap::new(),
+        replies: Vec::new(),
+        config,
+        requests: req_rx,
+        control: ctl_rx,
+    };
+    let thread = std::thread::Builder::new()
+        .name("rocketns-writer".into())
+        .spawn(move || writer.run())?;
+    Ok(WriterHandle {
+        requests: req_tx,
+        control: ctl_tx,
+        thread: Some(thread),
+    })
+}
+
+struct Writer {
+    table: RouteTable,
+    published: Arc<ArcSwap<Snapshot>>,
+    clock: Arc<dyn Clock>,
+    /// Recently closed connections and when they closed.
+    closed: HashMap<ConnId, u64>,
+    /// Answers held back until the batch is published.
+    replies: Vec<(Reply, Outcome)>,
+    config: WriterConfig,
+    requests: Receiver<Request>,
+    control: Receiver<Control>,
+}
+
+enum Msg {
+    Request(Request),
+    Control(Control),
+}
+
+impl Writer {
+    fn run(&mut self) {
+        let (requests, control) = (self.requests.clone(), self.control.clone());
+        let mut next_scan_ms = self.clock.now_ms() + self.config.scan_interval_ms;
+        loop {
+            let wait_ms = next_scan_ms.saturating_sub(self.clock.now_ms());
+            let first = crossbeam_channel::select! {
+                recv(control) -> m => m.ok().map(Msg::Control),
+                recv(requests) -> m => m.ok().map(Msg::Request),
+                default(Duration::from_millis(wait_ms)) => None,
+            };
+            let mut stop = false;
+            if let Some(msg) = first {
+                stop |= self.apply(msg);
+                for _ in 1..self.config.batch_max {
+                    let next = control
+                        .try_recv()
+                        .map(Msg::Control)
+                        .or_else(|_| requests.try_recv().map(Msg::Request));
+                    match next {
+                        Ok(msg) => stop |= self.apply(msg),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let now_ms = self.clock.now_ms();
+            if now_ms >= next_scan_ms {
+                self.scan(now_ms);
+                next_scan_ms = now_ms + self.config.scan_interval_ms;
+            }
+            self.publish();
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Applies one message; true for Stop.
+    fn apply(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Request(r) => self.apply_request(r),
+            Msg::Control(Control::Unregister { unreg, stamp_ms }) => {
+                if self.table.unregister(&unreg, stamp_ms) {
+                    log::info!(
+                        "unregister broker {}/{} {} id {}",
+                        unreg.cluster,
+                        unreg.addr,
+                        unreg.name,
+                        unreg.id
+                    );
+                }
+            }
+            Msg::Control(Control::Closed { conn, stamp_ms }) => {
+                for unreg in self.table.closed(conn, stamp_ms) {
+                    log::info!(
+                        "the broker's connection closed, unregister {}/{} {}",
+                        unreg.cluster,
+                        unreg.addr,
+                        unreg.name
+                    );
+                    self.table.unregister(&unreg, stamp_ms);
+                }
+                self.closed.insert(conn, stamp_ms);
+            }
+            Msg::Control(Control::Scan) => {
+                // Requests queued before the scan was asked for come first.
+                while let Ok(r) = self.requests.try_recv() {
+                    self.apply_request(r);
+                }
+                self.scan(self.clock.now_ms());
+            }
+            Msg::Control(Control::Stop) => return true,
+        }
+        false
+    }
+
+    fn apply_request(&mut self, request: Request) {
+        match request {
+            Request::Register {
+                reg,
+                stamp_ms,
+                reply,
+            } => {
+                if self.closed.contains_key(&reg.conn) {
+                    // Sent before its connection closed; nobody to answer.
+                    return;
+                }
+                let first = self.table.live(&reg.cluster, &reg.addr).is_none();
+                let who = format!("{}/{} {} id {}", reg.cluster, reg.addr, reg.name, reg.id);
+                let outcome = self.table.register(reg, stamp_ms);
+                match &outcome {
+                    RegisterOutcome::Registered { .. } if first => {
+                        log::info!("new broker registered, {who}")
+                    }
+                    RegisterOutcome::LimitReached(why) => {
+                        log::warn!("registration of {who} refused: {why}")
+                    }
+                    _ => {}
+                }
+                self.answer(reply, Outcome::Register(outcome));
+            }
+            Request::QueryDataVersion {
+                cluster,
+                addr,
+                given,
+                stamp_ms,
+                reply,
+            } => {
+                let (changed, stored) =
+                    self.table
+                        .query_data_version(&cluster, &addr, given.as_ref(), stamp_ms);
+                self.answer(reply, Outcome::DataVersion { changed, stored });
+            }
+            Request::Heartbeat {
+                cluster,
+                addr,
+                stamp_ms,
+            } => {
+                self.table.refresh(&cluster, &addr, stamp_ms);
+            }
+        }
+    }
+
+    fn answer(&mut self, reply: Option<Reply>, outcome: Outcome) {
+        if let Some(reply) = reply {
+            self.replies.push((reply, outcome));
+        }
+    }
+
+    fn scan(&mut self, now_ms: u64) {
+        for unreg in self.table.expired(now_ms) {
+            log::info!(
+                "The broker channel expired, {}/{} {}",
+                unreg.cluster,
+                unreg.addr,
+                unreg.name
+            );
+            self.table.unregister(&unreg, now_ms);
+        }
+        self.closed
+            .retain(|_, closed_ms| closed_ms.saturating_add(CLOSED_CONN_MEMORY_MS) > now_ms);
+    }
+
+    /// Publishes the next snapshot if anything visible changed, then sends
+    /// the answers held back for it.
+    fn publish(&mut self) {
+        let changes = self.table.take_changes();
+        if !changes.is_empty() {
+            let current = self.published.load_full();
+            let next = current.next(&self.table, &changes, |_| None);
+            self.published.store(Arc::new(next));
+        }
+        for (reply, outcome) in self.replies.drain(..) {
+            let _ = reply.send(outcome);
+        }
+    }
+}

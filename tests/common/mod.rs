@@ -1,0 +1,239 @@
+//! The one place tests talk to a server: start it on 127.0.0.1:0, send
+//! bytes over a real socket, read whole frames back, load golden vectors.
+#![allow(dead_code)]
+
+use rocketns::clock::ManualClock;
+use rocketns::protocol::body::{self, DataVersion, TopicConfig};
+use rocketns::protocol::frame;
+use rocketns::server::{Server, Settings};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct TestServer {
+    pub server: Server,
+    pub clock: Arc<ManualClock>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::with(Settings::default())
+    }
+
+    pub fn with(mut settings: Settings) -> TestServer {
+        settings.shard_count = 2;
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let server = Server::start(settings, clock.clone()).expect("server starts");
+        TestServer { server, clock }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.server.local_addr())
+    }
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    opaque: i32,
+}
+
+impl Client {
+    pub fn connect(addr: std::net::SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client { stream, opaque: 0 }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// One whole frame, or `None` when the server closed the connection.
+    pub fn recv(&mut self) -> Option<Vec<u8>> {
+        let mut len = [0u8; 4];
+        if self.stream.read_exact(&mut len).is_err() {
+            return None;
+        }
+        let mut rest = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut rest).expect("whole frame");
+        Some([len.to_vec(), rest].concat())
+    }
+
+    pub fn call(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.send(bytes);
+        self.recv().expect("a reply")
+    }
+
+    /// Sends a JSON request with the next opaque and returns the reply.
+    pub fn request(&mut self, code: i32, ext: &[(&str, &str)], body: &[u8]) -> Reply {
+        self.opaque += 1;
+        let reply = self.call(&frame::request(code, self.opaque, 0, ext, body));
+        Reply::parse(&reply)
+    }
+
+    /// True once the server has closed this connection.
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// A reply split into its header JSON and its body.
+#[derive(Debug)]
+pub struct Reply {
+    pub header: serde_json::Value,
+    pub header_text: String,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn parse(frame: &[u8]) -> Reply {
+        let header_len = (u32::from_be_bytes(frame[4..8].try_into().unwrap()) & 0xFF_FFFF) as usize;
+        assert_eq!(frame[4], 0, "replies have JSON headers");
+        let header_text = String::from_utf8(frame[8..8 + header_len].to_vec()).unwrap();
+        Reply {
+            header: serde_json::from_str(&header_text).unwrap(),
+            header_text,
+            body: frame[8 + header_len..].to_vec(),
+        }
+    }
+
+    pub fn code(&self) -> i64 {
+        self.header["code"].as_i64().unwrap()
+    }
+
+    pub fn body_text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+}
+
+fn golden_path(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+/// A hex dump golden vector (`offset  hex bytes  |ascii|`).
+pub fn golden_hex(name: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(golden_path(name)).expect("golden file");
+    text.lines()
+        .filter(|l| l.len() > 6)
+        .flat_map(|l| {
+            let hex = l[6..].split('|').next().unwrap().to_string();
+            hex.split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A golden reply: first line the header JSON, the rest the body, framed
+/// as a JSON-header frame.
+pub fn golden_frame(name: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(golden_path(name)).expect("golden file");
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let (header, body) = text.split_once('\n').unwrap_or((text, ""));
+    let mut out = Vec::new();
+    frame::write_frame(
+        &mut out,
+        frame::SerializeType::Json,
+        header.as_bytes(),
+        body.as_bytes(),
+    );
+    out
+}
+
+/// Asserts byte equality and shows both sides as text when they differ.
+pub fn assert_bytes(got: &[u8], want: &[u8]) {
+    assert!(
+        got == want,
+        "bytes differ\n got: {}\nwant: {}",
+        String::from_utf8_lossy(got),
+        String::from_utf8_lossy(want)
+    );
+}
+
+pub fn topic(name: &str, queues: i32, perm: i32) -> (&str, TopicConfig) {
+    let config = TopicConfig {
+        topic_name: Some(name.to_string()),
+        read_queue_nums: queues,
+        write_queue_nums: queues,
+        perm,
+        topic_sys_flag: 0,
+    };
+    (name, config)
+}
+
+pub fn version(counter: i64) -> DataVersion {
+    DataVersion {
+        counter,
+        state_version: 0,
+        timestamp: 1_700_000_000_000,
+    }
+}
+
+/// A broker as the tests register it.
+pub struct Broker<'a> {
+    pub cluster: &'a str,
+    pub name: &'a str,
+    pub addr: &'a str,
+    pub id: i64,
+}
+
+pub const BROKER_A: Broker<'static> = Broker {
+    cluster: "DefaultCluster",
+    name: "broker-a",
+    addr: "192.168.0.1:10911",
+    id: 0,
+};
+
+impl Broker<'_> {
+    pub fn register_frame(
+        &self,
+        opaque: i32,
+        dv: &DataVersion,
+        topics: &[(&str, TopicConfig)],
+    ) -> Vec<u8> {
+        let body = body::encode_register_json(dv, topics, &[]);
+        let id = self.id.to_string();
+        let crc = (crc32fast::hash(&body) & 0x7FFF_FFFF).to_string();
+        let ext = [
+            ("brokerAddr", self.addr),
+            ("brokerId", id.as_str()),
+            ("brokerName", self.name),
+            ("bodyCrc32", crc.as_str()),
+            ("clusterName", self.cluster),
+            ("compressed", "false"),
+            ("enableActingMaster", "false"),
+            ("haServerAddr", "192.168.0.1:10912"),
+        ];
+        frame::request(103, opaque, 0, &ext, &body)
+    }
+
+    pub fn register(
+        &self,
+        c: &mut Client,
+        dv: &DataVersion,
+        topics: &[(&str, TopicConfig)],
+    ) -> Reply {
+        Reply::parse(&c.call(&self.register_frame(77, dv, topics)))
+    }
+}
+
+/// Polls `f` until it holds or 5 s pass; for effects the server applies
+/// asynchronously (unregistration), never for timing.
+pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
