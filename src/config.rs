@@ -88,7 +88,7 @@ pub const KEYS: &[Key] = &[
     key("unRegisterBrokerQueueCapacity", Int, Namesrv, "3000", true),
     key("supportActingMaster", Bool, Namesrv, "false", true),
     key("enableAllTopicList", Bool, Namesrv, "true", true),
-    key("enableTopicList", Bool, Namesrv, "true", false),
+    key("enableTopicList", Bool, Namesrv, "true", true),
     key("notifyMinBrokerIdChanged", Bool, Namesrv, "false", false),
     key("enableControllerInNamesrv", Bool, Namesrv, "false", false),
     key("needWaitForService", Bool, Namesrv, "false", true),
@@ -336,6 +336,7 @@ impl Config {
             request_queue_capacity: n("defaultThreadPoolQueueCapacity").max(1) as usize,
             unregister_queue_capacity: n("unRegisterBrokerQueueCapacity").max(1) as usize,
             enable_all_topic_list: self.bool("enableAllTopicList"),
+            enable_topic_list: self.bool("enableTopicList"),
             need_wait_for_service: self.bool("needWaitForService"),
             wait_seconds_for_service: n("waitSecondsForService"),
             limits: crate::route::table::Limits {

@@ -7,10 +7,10 @@
 //! the rest, so its cost follows the change, not the table (DECISIONS 10).
 
 use super::encode::{self, TopicRoute};
-use super::table::{Changes, RouteTable};
+use super::table::{BrokerGroup, Changes, RouteTable};
 use crate::protocol::json::Dialect;
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 const TOPIC_SHARDS: usize = 256;
@@ -21,6 +21,10 @@ const TOPIC_SHARDS: usize = 256;
 pub struct TopicEntry {
     pub standard: Bytes,
     pub legacy: Bytes,
+    /// Broker groups holding queues of the topic (GET_TOPICS_BY_CLUSTER).
+    pub brokers: Box<[Box<str>]>,
+    /// topicSysFlag of its first QueueData (the unit-topic lists).
+    pub sys_flag: i32,
 }
 
 impl TopicEntry {
@@ -28,6 +32,28 @@ impl TopicEntry {
         TopicEntry {
             standard: Bytes::from(encode::route_json(route, Dialect::Standard)),
             legacy: Bytes::from(encode::route_json(route, Dialect::Legacy)),
+            brokers: route.queue_datas.iter().map(|q| q.broker_name.as_str().into()).collect(),
+            sys_flag: route.queue_datas.first().map_or(0, |q| q.topic_sys_flag),
+        }
+    }
+}
+
+/// The broker and cluster tables as of this snapshot; rebuilt only when
+/// they change (they are small: one entry per broker group).
+#[derive(Debug)]
+pub struct BrokerView {
+    pub groups: BTreeMap<String, BrokerGroup>,
+    pub clusters: BTreeMap<String, BTreeSet<String>>,
+    /// GET_BROKER_CLUSTER_INFO body.
+    pub cluster_info: Bytes,
+}
+
+impl Default for BrokerView {
+    fn default() -> Self {
+        BrokerView {
+            groups: BTreeMap::new(),
+            clusters: BTreeMap::new(),
+            cluster_info: Bytes::from_static(b"{\"brokerAddrTable\":{},\"clusterAddrTable\":{}}"),
         }
     }
 }
@@ -77,6 +103,10 @@ impl TopicMap {
         self.shards.iter().flat_map(|s| s.keys().map(|k| &**k))
     }
 
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Arc<TopicEntry>)> {
+        self.shards.iter().flat_map(|s| s.iter().map(|(k, v)| (&**k, v)))
+    }
+
     /// A copy with `updates` applied (`None` removes); untouched shards are
     /// shared with `self`.
     pub fn with_updates(&self, updates: Vec<(String, Option<Arc<TopicEntry>>)>) -> TopicMap {
@@ -102,24 +132,12 @@ impl TopicMap {
 }
 
 /// Everything a shard answers from without asking the writer.
+#[derive(Default)]
 pub struct Snapshot {
     /// Grows by one per publication.
     pub version: u64,
     pub topics: TopicMap,
-    /// GET_BROKER_CLUSTER_INFO body.
-    pub cluster_info: Bytes,
-    pub broker_groups: usize,
-}
-
-impl Default for Snapshot {
-    fn default() -> Self {
-        Snapshot {
-            version: 0,
-            topics: TopicMap::default(),
-            cluster_info: Bytes::from_static(b"{\"brokerAddrTable\":{},\"clusterAddrTable\":{}}"),
-            broker_groups: 0,
-        }
-    }
+    pub brokers: Arc<BrokerView>,
 }
 
 impl Snapshot {
@@ -140,16 +158,19 @@ impl Snapshot {
                 (topic.clone(), route.map(|r| Arc::new(TopicEntry::new(&r))))
             })
             .collect();
-        let cluster_info = if changes.brokers {
-            Bytes::from(encode::cluster_info_json(table))
+        let brokers = if changes.brokers {
+            Arc::new(BrokerView {
+                groups: table.brokers().clone(),
+                clusters: table.clusters().clone(),
+                cluster_info: Bytes::from(encode::cluster_info_json(table)),
+            })
         } else {
-            self.cluster_info.clone()
+            self.brokers.clone()
         };
         Snapshot {
             version: self.version + 1,
             topics: self.topics.with_updates(updates),
-            cluster_info,
-            broker_groups: table.brokers().len(),
+            brokers,
         }
     }
 }

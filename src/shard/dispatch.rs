@@ -54,10 +54,18 @@ pub fn handle(ctx: &ShardCtx, conn: &Conn, frame: Frame) -> Handled {
                 h.opaque,
                 None,
                 None,
-                &snapshot.cluster_info,
+                &snapshot.brokers.cluster_info,
             ))
         }
         req::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => reply(all_topics(ctx, h)),
+        req::GET_TOPICS_BY_CLUSTER => reply(topics_by_cluster(ctx, h)),
+        req::GET_SYSTEM_TOPIC_LIST_FROM_NS => reply(system_topics(ctx, h)),
+        req::GET_UNIT_TOPIC_LIST => reply(unit_topics(ctx, h, |f| f & FLAG_UNIT != 0)),
+        req::GET_HAS_UNIT_SUB_TOPIC_LIST => reply(unit_topics(ctx, h, |f| f & FLAG_UNIT_SUB != 0)),
+        req::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => {
+            reply(unit_topics(ctx, h, |f| f & FLAG_UNIT_SUB != 0 && f & FLAG_UNIT == 0))
+        }
+        req::GET_BROKER_MEMBER_GROUP => reply(broker_member_group(ctx, h)),
         req::REGISTER_BROKER => register(ctx, conn, &frame),
         req::UNREGISTER_BROKER => reply(unregister(ctx, h)),
         req::QUERY_DATA_VERSION => query_data_version(ctx, &frame),
@@ -130,6 +138,93 @@ fn all_topics(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
     let snapshot = ctx.snapshot.load();
     let body = encode::topic_list_json(snapshot.topics.names(), None);
     frame::response(resp::SUCCESS, h.opaque, None, None, &body)
+}
+
+/// topicSysFlag bits (`namesrv-commands.md` §B.2).
+const FLAG_UNIT: i32 = 1;
+const FLAG_UNIT_SUB: i32 = 2;
+
+fn topic_list_reply(h: &Header, mut names: Vec<&str>, broker_addr: Option<&str>) -> Vec<u8> {
+    names.sort_unstable();
+    let body = encode::topic_list_json(names.into_iter(), broker_addr);
+    frame::response(resp::SUCCESS, h.opaque, None, None, &body)
+}
+
+fn topics_by_cluster(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    if !ctx.settings.enable_topic_list {
+        return error(h.opaque, resp::SYSTEM_ERROR, "disable");
+    }
+    let snapshot = ctx.snapshot.load();
+    let members = h.ext("cluster").and_then(|c| snapshot.brokers.clusters.get(c));
+    let names = match members {
+        None => Vec::new(),
+        Some(members) => snapshot
+            .topics
+            .entries()
+            .filter(|(_, e)| e.brokers.iter().any(|b| members.contains(&**b)))
+            .map(|(name, _)| name)
+            .collect(),
+    };
+    topic_list_reply(h, names, None)
+}
+
+/// Cluster and broker names double as system topics (§A.15).
+fn system_topics(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    let snapshot = ctx.snapshot.load();
+    let view = &snapshot.brokers;
+    let mut names: Vec<&str> = Vec::new();
+    for (cluster, members) in &view.clusters {
+        names.push(cluster);
+        names.extend(members.iter().map(String::as_str));
+    }
+    names.sort_unstable();
+    names.dedup();
+    let addr = view.groups.values().find_map(|g| g.addrs.values().next());
+    topic_list_reply(h, names, addr.map(String::as_str))
+}
+
+fn unit_topics(ctx: &ShardCtx, h: &Header, select: fn(i32) -> bool) -> Vec<u8> {
+    if !ctx.settings.enable_topic_list {
+        return error(h.opaque, resp::SYSTEM_ERROR, "disable");
+    }
+    let snapshot = ctx.snapshot.load();
+    let names = snapshot
+        .topics
+        .entries()
+        .filter(|(_, e)| select(e.sys_flag))
+        .map(|(name, _)| name)
+        .collect();
+    topic_list_reply(h, names, None)
+}
+
+/// GET_BROKER_MEMBER_GROUP (§A.22): legacy encoding, and Java's leftover
+/// remark on a SUCCESS reply.
+fn broker_member_group(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    let snapshot = ctx.snapshot.load();
+    let name = h.ext("brokerName");
+    let group = name.and_then(|n| snapshot.brokers.groups.get(n));
+    let d = Dialect::Legacy;
+    let mut body = Vec::with_capacity(128);
+    body.extend_from_slice(b"{\"brokerMemberGroup\":{\"brokerAddrs\":{");
+    for (i, (id, addr)) in group.into_iter().flat_map(|g| &g.addrs).enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        json::write_num_key(&mut body, *id, d);
+        json::write_str(&mut body, addr, d);
+    }
+    body.push(b'}');
+    if let Some(name) = name {
+        body.extend_from_slice(b",\"brokerName\":");
+        json::write_str(&mut body, name, d);
+    }
+    if let Some(cluster) = h.ext("clusterName") {
+        body.extend_from_slice(b",\"cluster\":");
+        json::write_str(&mut body, cluster, d);
+    }
+    body.extend_from_slice(b"}}");
+    let remark = Some("not set any response code");
+    frame::response(resp::SUCCESS, h.opaque, remark, None, &body)
 }
 
 // ----- mutations -----
