@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::protocol::body::DataVersion;
 use crate::route::snapshot::Snapshot;
 use crate::route::table::{
-    Limits, RegisterOutcome, Registration, RouteSettings, RouteTable, Unregistration,
+    Limits, QueueData, RegisterOutcome, Registration, RouteSettings, RouteTable, Unregistration,
 };
 use crate::route::ConnId;
 use arc_swap::ArcSwap;
@@ -36,7 +36,10 @@ pub enum Outcome {
         changed: bool,
         stored: Option<DataVersion>,
     },
+    /// Topics touched by a permission change.
+    Count(usize),
     Done,
+    Failed(String),
 }
 
 /// Requests: dropped with SYSTEM_BUSY when the queue is full.
@@ -57,6 +60,22 @@ pub enum Request {
         cluster: String,
         addr: String,
         stamp_ms: u64,
+    },
+    /// WIPE (false) or ADD (true) the write permission of a broker group.
+    WritePerm {
+        name: String,
+        add: bool,
+        reply: Option<Reply>,
+    },
+    DeleteTopic {
+        topic: String,
+        cluster: Option<String>,
+        reply: Option<Reply>,
+    },
+    RegisterTopic {
+        topic: String,
+        entries: Vec<(String, QueueData)>,
+        reply: Option<Reply>,
     },
 }
 
@@ -271,6 +290,36 @@ impl Writer {
                 stamp_ms,
             } => {
                 self.table.refresh(&cluster, &addr, stamp_ms);
+            }
+            Request::WritePerm { name, add, reply } => {
+                let count = if add {
+                    self.table.add_write_perm(&name)
+                } else {
+                    self.table.wipe_write_perm(&name)
+                };
+                let what = if add { "add" } else { "wipe" };
+                log::info!("{what} write permission of broker {name}: {count} topics");
+                self.answer(reply, Outcome::Count(count));
+            }
+            Request::DeleteTopic {
+                topic,
+                cluster,
+                reply,
+            } => {
+                log::info!("delete topic {topic} (cluster {cluster:?})");
+                self.table.delete_topic(&topic, cluster.as_deref());
+                self.answer(reply, Outcome::Done);
+            }
+            Request::RegisterTopic {
+                topic,
+                entries,
+                reply,
+            } => {
+                let outcome = match self.table.register_topic(&topic, entries) {
+                    Ok(()) => Outcome::Done,
+                    Err(why) => Outcome::Failed(why),
+                };
+                self.answer(reply, outcome);
             }
         }
     }

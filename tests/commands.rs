@@ -30,8 +30,19 @@ fn topics_by_cluster() {
     let s = TestServer::start();
     let mut c = s.client();
     assert_eq!(BROKER_A.register(&mut c, &version(1), &[]).code(), 0);
-    assert_eq!(BROKER_A.register(&mut c, &version(1), &[topic("TopicTest", 4, 6)]).code(), 0);
-    let got = c.call(&frame::request(224, 1, 0, &[("cluster", "DefaultCluster")], b""));
+    assert_eq!(
+        BROKER_A
+            .register(&mut c, &version(1), &[topic("TopicTest", 4, 6)])
+            .code(),
+        0
+    );
+    let got = c.call(&frame::request(
+        224,
+        1,
+        0,
+        &[("cluster", "DefaultCluster")],
+        b"",
+    ));
     assert_bytes(&got, &golden_frame("topic_list_one.txt"));
     let other = Reply::parse(&c.call(&frame::request(224, 1, 0, &[("cluster", "Nope")], b"")));
     assert_eq!(other.body_text(), r#"{"topicList":[]}"#);
@@ -53,9 +64,22 @@ fn system_topic_list_names_clusters_and_brokers() {
 fn unit_topic_lists_select_by_sys_flag() {
     let s = TestServer::start();
     let mut c = s.client();
-    let topics = [flagged("plain", 0), flagged("unit", 1), flagged("sub", 2), flagged("both", 3)];
+    let topics = [
+        flagged("plain", 0),
+        flagged("unit", 1),
+        flagged("sub", 2),
+        flagged("both", 3),
+    ];
     assert_eq!(BROKER_A.register(&mut c, &version(1), &topics).code(), 0);
-    let names = |c: &mut Client, code| list(&Reply::parse(&c.call(&frame::request(code, 1, 0, &[], b""))));
+    let names = |c: &mut Client, code| {
+        list(&Reply::parse(&c.call(&frame::request(
+            code,
+            1,
+            0,
+            &[],
+            b"",
+        ))))
+    };
     assert_eq!(names(&mut c, 311), vec!["both", "unit"]);
     assert_eq!(names(&mut c, 312), vec!["both", "sub"]);
     assert_eq!(names(&mut c, 313), vec!["sub"]);
@@ -70,7 +94,10 @@ fn topic_lists_can_be_disabled() {
     });
     let mut c = s.client();
     for code in [206, 224, 311, 312, 313] {
-        assert_bytes(&c.call(&frame::request(code, 1, 0, &[], b"")), &golden_frame("disable.txt"));
+        assert_bytes(
+            &c.call(&frame::request(code, 1, 0, &[], b"")),
+            &golden_frame("disable.txt"),
+        );
     }
     let r = Reply::parse(&c.call(&frame::request(304, 1, 0, &[], b"")));
     assert_eq!(r.code(), 0, "304 is never gated");
@@ -88,9 +115,145 @@ fn broker_member_group() {
         ..BROKER_A
     };
     slave.register(&mut c, &version(1), &topics);
-    let ext = [("clusterName", "DefaultCluster"), ("brokerName", "broker-a")];
+    let ext = [
+        ("clusterName", "DefaultCluster"),
+        ("brokerName", "broker-a"),
+    ];
     let got = c.call(&frame::request(901, 1, 0, &ext, b""));
     assert_bytes(&got, &golden_frame("broker_member_group.txt"));
     let unknown = Reply::parse(&c.call(&frame::request(901, 1, 0, &[("brokerName", "x")], b"")));
-    assert_eq!(unknown.body_text(), r#"{"brokerMemberGroup":{"brokerAddrs":{},"brokerName":"x"}}"#);
+    assert_eq!(
+        unknown.body_text(),
+        r#"{"brokerMemberGroup":{"brokerAddrs":{},"brokerName":"x"}}"#
+    );
+}
+
+fn route(c: &mut Client, topic: &str) -> Reply {
+    Reply::parse(&c.call(&frame::request(105, 1, 0, &[("topic", topic)], b"")))
+}
+
+fn perms(r: &Reply) -> Vec<(String, i64)> {
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    v["queueDatas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["brokerName"].as_str().unwrap().to_string(),
+                q["perm"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn wipe_and_add_write_permission() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    BROKER_A.register(&mut c, &version(1), &[topic("A", 1, 7), topic("B", 1, 6)]);
+    let name = [("brokerName", "broker-a")];
+    assert_bytes(
+        &c.call(&frame::request(205, 1, 0, &name, b"")),
+        &golden_frame("wipe_write_perm.txt"),
+    );
+    assert_eq!(
+        perms(&route(&mut c, "A")),
+        vec![("broker-a".to_string(), 5)]
+    );
+    // Java: an unchanged re-registration keeps the wiped permission.
+    BROKER_A.register(&mut c, &version(1), &[topic("A", 1, 7), topic("B", 1, 6)]);
+    assert_eq!(
+        perms(&route(&mut c, "A")),
+        vec![("broker-a".to_string(), 5)]
+    );
+    assert_bytes(
+        &c.call(&frame::request(327, 1, 0, &name, b"")),
+        &golden_frame("add_write_perm.txt"),
+    );
+    // Java overwrites with READ|WRITE, dropping the inherit bit.
+    assert_eq!(
+        perms(&route(&mut c, "A")),
+        vec![("broker-a".to_string(), 6)]
+    );
+    let none = Reply::parse(&c.call(&frame::request(205, 1, 0, &[("brokerName", "x")], b"")));
+    assert_eq!(none.header["extFields"]["wipeTopicCount"], "0");
+}
+
+#[test]
+fn delete_topic_with_and_without_cluster() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    let topics = [topic("A", 1, 6), topic("B", 1, 6)];
+    BROKER_A.register(&mut c, &version(1), &topics);
+    let other = Broker {
+        cluster: "OtherCluster",
+        name: "broker-b",
+        addr: "192.168.0.9:10911",
+        id: 0,
+    };
+    other.register(&mut c, &version(1), &topics);
+    let ext = [("topic", "A"), ("clusterName", "OtherCluster")];
+    assert_bytes(
+        &c.call(&frame::request(216, 1, 0, &ext, b"")),
+        &golden_frame("success_plain.txt"),
+    );
+    assert_eq!(
+        perms(&route(&mut c, "A")),
+        vec![("broker-a".to_string(), 6)]
+    );
+    let ext = [("topic", "B")];
+    assert_bytes(
+        &c.call(&frame::request(216, 1, 0, &ext, b"")),
+        &golden_frame("success_plain.txt"),
+    );
+    assert_eq!(route(&mut c, "B").code(), 17);
+    let r = Reply::parse(&c.call(&frame::request(216, 1, 0, &[], b"")));
+    assert_eq!(r.code(), 0, "a missing topic is still SUCCESS");
+}
+
+/// Java (DECISIONS 1): a known topic applies entries up to the first
+/// unknown broker group; a new topic needs every group known.
+#[test]
+fn register_topic_partial_apply() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    BROKER_A.register(&mut c, &version(1), &[topic("A", 1, 6), topic("B", 1, 6)]);
+    let other = Broker {
+        name: "broker-b",
+        addr: "192.168.0.9:10911",
+        ..BROKER_A
+    };
+    other.register(&mut c, &version(1), &[topic("C", 1, 6), topic("D", 1, 6)]);
+    let qd = |b: &str, perm: i32| {
+        format!(
+            r#"{{"brokerName":"{b}","perm":{perm},"readQueueNums":2,"topicSysFlag":0,"writeQueueNums":2}}"#
+        )
+    };
+    let body = |qds: &[String]| {
+        format!(
+            r#"{{"brokerDatas":[],"filterServerTable":{{}},"queueDatas":[{}]}}"#,
+            qds.join(",")
+        )
+    };
+    let send = |c: &mut Client, t: &str, b: String| {
+        let r = Reply::parse(&c.call(&frame::request(217, 1, 0, &[("topic", t)], b.as_bytes())));
+        assert_eq!(r.code(), 0, "{}", r.header_text);
+    };
+    send(
+        &mut c,
+        "A",
+        body(&[qd("broker-a", 4), qd("nobody", 6), qd("broker-b", 6)]),
+    );
+    assert_eq!(
+        perms(&route(&mut c, "A")),
+        vec![("broker-a".to_string(), 4)]
+    );
+    send(&mut c, "New", body(&[qd("broker-a", 6), qd("nobody", 6)]));
+    assert_eq!(route(&mut c, "New").code(), 17);
+    send(&mut c, "New", body(&[qd("broker-a", 6), qd("broker-b", 2)]));
+    let expected = vec![("broker-a".to_string(), 6), ("broker-b".to_string(), 2)];
+    assert_eq!(perms(&route(&mut c, "New")), expected);
+    let bad = Reply::parse(&c.call(&frame::request(217, 1, 0, &[("topic", "A")], b"{")));
+    assert_eq!(bad.code(), 1);
 }

@@ -32,7 +32,11 @@ impl TopicEntry {
         TopicEntry {
             standard: Bytes::from(encode::route_json(route, Dialect::Standard)),
             legacy: Bytes::from(encode::route_json(route, Dialect::Legacy)),
-            brokers: route.queue_datas.iter().map(|q| q.broker_name.as_str().into()).collect(),
+            brokers: route
+                .queue_datas
+                .iter()
+                .map(|q| q.broker_name.as_str().into())
+                .collect(),
             sys_flag: route.queue_datas.first().map_or(0, |q| q.topic_sys_flag),
         }
     }
@@ -104,7 +108,9 @@ impl TopicMap {
     }
 
     pub fn entries(&self) -> impl Iterator<Item = (&str, &Arc<TopicEntry>)> {
-        self.shards.iter().flat_map(|s| s.iter().map(|(k, v)| (&**k, v)))
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(k, v)| (&**k, v)))
     }
 
     /// A copy with `updates` applied (`None` removes); untouched shards are

@@ -5,7 +5,7 @@
 //! carry a receive stamp that fences them against newer registrations
 //! (DECISIONS 13).
 
-use super::{ConnId, BROKER_TIMEOUT_DEFAULT_MS, PERM_WRITE};
+use super::{ConnId, BROKER_TIMEOUT_DEFAULT_MS, PERM_READ, PERM_WRITE};
 use crate::protocol::body::{DataVersion, RegisterBody, TopicQueueMappingInfo};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -585,6 +585,64 @@ impl RouteTable {
     /// topics hold it (WIPE_WRITE_PERM_OF_BROKER counts them all).
     pub fn wipe_write_perm(&mut self, name: &str) -> usize {
         self.set_perm(name, |perm| perm & !PERM_WRITE)
+    }
+
+    /// ADD_WRITE_PERM_OF_BROKER: perm becomes READ|WRITE, dropping any
+    /// other bit, as in Java.
+    pub fn add_write_perm(&mut self, name: &str) -> usize {
+        self.set_perm(name, |_| PERM_READ | PERM_WRITE)
+    }
+
+    // ----- topic administration (§A.11, §A.12) -----
+
+    /// DELETE_TOPIC_IN_NAMESRV: the whole topic, or only the queues of the
+    /// brokers of `cluster` when one is given.
+    pub fn delete_topic(&mut self, topic: &str, cluster: Option<&str>) {
+        let names: Vec<String> = match cluster.filter(|c| !c.is_empty()) {
+            Some(c) => self
+                .clusters
+                .get(c)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            None => self
+                .topics
+                .get(topic)
+                .into_iter()
+                .flat_map(|q| q.keys().cloned())
+                .collect(),
+        };
+        for name in names {
+            self.remove_queue_data(topic, &name);
+        }
+    }
+
+    /// REGISTER_TOPIC_IN_NAMESRV with Java's partial apply (DECISIONS 1):
+    /// a known topic takes entries until the first unknown broker group; a
+    /// new topic is created only when every group is known.
+    pub fn register_topic(
+        &mut self,
+        topic: &str,
+        entries: Vec<(String, QueueData)>,
+    ) -> Result<(), String> {
+        let known = |t: &Self, name: &str| t.brokers.contains_key(name);
+        if !self.topics.contains_key(topic) {
+            if entries.is_empty() || !entries.iter().all(|(n, _)| known(self, n)) {
+                return Ok(());
+            }
+            if self.topics.len() >= self.limits.topics_max {
+                let max = self.limits.topics_max;
+                return Err(format!("topic limit reached: topicsMax={max}"));
+            }
+        }
+        for (name, data) in entries {
+            if !known(self, &name) {
+                break;
+            }
+            self.put_queue_data(topic, &name, data);
+        }
+        Ok(())
     }
 
     fn set_perm(&mut self, name: &str, f: impl Fn(i32) -> i32) -> usize {

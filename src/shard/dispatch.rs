@@ -9,7 +9,7 @@ use crate::protocol::frame::{self, Frame};
 use crate::protocol::header::Header;
 use crate::protocol::json::{self, Dialect};
 use crate::route::encode::{self, TopicRoute};
-use crate::route::table::{RegisterOutcome, Registration, Unregistration};
+use crate::route::table::{QueueData, RegisterOutcome, Registration, Unregistration};
 use crate::writer::{Control, Outcome, Request};
 use crossbeam_channel::TrySendError;
 use futures_channel::oneshot;
@@ -62,10 +62,14 @@ pub fn handle(ctx: &ShardCtx, conn: &Conn, frame: Frame) -> Handled {
         req::GET_SYSTEM_TOPIC_LIST_FROM_NS => reply(system_topics(ctx, h)),
         req::GET_UNIT_TOPIC_LIST => reply(unit_topics(ctx, h, |f| f & FLAG_UNIT != 0)),
         req::GET_HAS_UNIT_SUB_TOPIC_LIST => reply(unit_topics(ctx, h, |f| f & FLAG_UNIT_SUB != 0)),
-        req::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => {
-            reply(unit_topics(ctx, h, |f| f & FLAG_UNIT_SUB != 0 && f & FLAG_UNIT == 0))
-        }
+        req::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => reply(unit_topics(ctx, h, |f| {
+            f & FLAG_UNIT_SUB != 0 && f & FLAG_UNIT == 0
+        })),
         req::GET_BROKER_MEMBER_GROUP => reply(broker_member_group(ctx, h)),
+        req::WIPE_WRITE_PERM_OF_BROKER => write_perm(ctx, h, false),
+        req::ADD_WRITE_PERM_OF_BROKER => write_perm(ctx, h, true),
+        req::DELETE_TOPIC_IN_NAMESRV => delete_topic(ctx, h),
+        req::REGISTER_TOPIC_IN_NAMESRV => register_topic(ctx, &frame),
         req::REGISTER_BROKER => register(ctx, conn, &frame),
         req::UNREGISTER_BROKER => reply(unregister(ctx, h)),
         req::QUERY_DATA_VERSION => query_data_version(ctx, &frame),
@@ -155,7 +159,9 @@ fn topics_by_cluster(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
         return error(h.opaque, resp::SYSTEM_ERROR, "disable");
     }
     let snapshot = ctx.snapshot.load();
-    let members = h.ext("cluster").and_then(|c| snapshot.brokers.clusters.get(c));
+    let members = h
+        .ext("cluster")
+        .and_then(|c| snapshot.brokers.clusters.get(c));
     let names = match members {
         None => Vec::new(),
         Some(members) => snapshot
@@ -429,6 +435,125 @@ fn finish_query_data_version(outcome: Outcome, opaque: i32) -> Vec<u8> {
     let ext = [("changed", if changed { "true" } else { "false" })];
     let body = stored.map(|v| v.to_json()).unwrap_or_default();
     frame::response(resp::SUCCESS, opaque, None, Some(&ext), &body)
+}
+
+fn write_perm(ctx: &ShardCtx, h: &Header, add: bool) -> Handled {
+    let name = h.ext("brokerName").unwrap_or_default().to_string();
+    let finish = if add {
+        finish_add_perm
+    } else {
+        finish_wipe_perm
+    };
+    to_writer(
+        ctx,
+        h,
+        |reply| Request::WritePerm { name, add, reply },
+        finish,
+    )
+}
+
+fn finish_wipe_perm(outcome: Outcome, opaque: i32) -> Vec<u8> {
+    finish_count("wipeTopicCount", outcome, opaque)
+}
+
+fn finish_add_perm(outcome: Outcome, opaque: i32) -> Vec<u8> {
+    finish_count("addTopicCount", outcome, opaque)
+}
+
+fn finish_count(key: &str, outcome: Outcome, opaque: i32) -> Vec<u8> {
+    let Outcome::Count(n) = outcome else {
+        unreachable!("permission change answered with {outcome:?}");
+    };
+    let n = n.to_string();
+    frame::response(resp::SUCCESS, opaque, None, Some(&[(key, &n)]), b"")
+}
+
+/// SUCCESS with no extFields, or the writer's reason for refusing.
+fn finish_done(outcome: Outcome, opaque: i32) -> Vec<u8> {
+    match outcome {
+        Outcome::Failed(why) => error(opaque, resp::SYSTEM_ERROR, &why),
+        _ => frame::response(resp::SUCCESS, opaque, None, None, b""),
+    }
+}
+
+fn delete_topic(ctx: &ShardCtx, h: &Header) -> Handled {
+    let Some(topic) = h.ext("topic").map(str::to_string) else {
+        // Java swallows the exception of a missing topic: SUCCESS.
+        return Handled::Now((!h.is_oneway()).then(|| finish_done(Outcome::Done, h.opaque)));
+    };
+    let cluster = h.ext("clusterName").map(str::to_string);
+    let make = |reply| Request::DeleteTopic {
+        topic,
+        cluster,
+        reply,
+    };
+    to_writer(ctx, h, make, finish_done)
+}
+
+/// The `queueDatas` of a REGISTER_TOPIC_IN_NAMESRV body.
+#[derive(serde::Deserialize)]
+struct TopicRouteBody {
+    #[serde(default, rename = "queueDatas")]
+    queue_datas: Option<Vec<QueueDataIn>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueueDataIn {
+    broker_name: Option<String>,
+    #[serde(default)]
+    perm: i32,
+    #[serde(default)]
+    read_queue_nums: i32,
+    #[serde(default)]
+    topic_sys_flag: i32,
+    #[serde(default)]
+    write_queue_nums: i32,
+}
+
+fn register_topic(ctx: &ShardCtx, frame: &Frame) -> Handled {
+    let h = &frame.header;
+    let now = |bytes: Vec<u8>| Handled::Now((!h.is_oneway()).then_some(bytes));
+    let ok = || frame::response(resp::SUCCESS, h.opaque, None, None, b"");
+    let (Some(topic), Some(body)) = (h.ext("topic"), frame.body.as_deref()) else {
+        return now(ok());
+    };
+    let parsed: Option<TopicRouteBody> =
+        match serde_json::from_slice(&json::quote_numeric_keys(body)) {
+            Ok(p) => p,
+            Err(e) => {
+                let remark = format!("com.alibaba.fastjson.JSONException: {e}");
+                return now(error(h.opaque, resp::SYSTEM_ERROR, &remark));
+            }
+        };
+    let entries: Vec<(String, QueueData)> = parsed
+        .and_then(|p| p.queue_datas)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|q| {
+            let data = QueueData {
+                read_queue_nums: q.read_queue_nums,
+                write_queue_nums: q.write_queue_nums,
+                perm: q.perm,
+                topic_sys_flag: q.topic_sys_flag,
+            };
+            (q.broker_name.unwrap_or_default(), data)
+        })
+        .collect();
+    if entries.is_empty() {
+        return now(ok());
+    }
+    let topic = topic.to_string();
+    to_writer(
+        ctx,
+        h,
+        |reply| Request::RegisterTopic {
+            topic,
+            entries,
+            reply,
+        },
+        finish_done,
+    )
 }
 
 fn heartbeat(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
