@@ -56,11 +56,11 @@ use Kind::*;
 /// by `Config::defaults`.
 pub const KEYS: &[Key] = &[
     key("rocketmqHome", Str, Namesrv, "", true),
-    key("kvConfigPath", Str, Namesrv, "", false),
-    key("configStorePath", Str, Namesrv, "", false),
+    key("kvConfigPath", Str, Namesrv, "", true),
+    key("configStorePath", Str, Namesrv, "", true),
     key("productEnvName", Str, Namesrv, "center", false),
     key("clusterTest", Bool, Namesrv, "false", false),
-    key("orderMessageEnable", Bool, Namesrv, "false", false),
+    key("orderMessageEnable", Bool, Namesrv, "false", true),
     key(
         "returnOrderTopicConfigToBroker",
         Bool,
@@ -339,6 +339,10 @@ impl Config {
             enable_topic_list: self.bool("enableTopicList"),
             need_wait_for_service: self.bool("needWaitForService"),
             wait_seconds_for_service: n("waitSecondsForService"),
+            order_message_enable: self.bool("orderMessageEnable"),
+            return_order_topic_config_to_broker: self.bool("returnOrderTopicConfigToBroker"),
+            kv_config_path: Some(PathBuf::from(self.str("kvConfigPath"))),
+            config_store_path: Some(PathBuf::from(self.str("configStorePath"))),
             limits: crate::route::table::Limits {
                 broker_groups_max: n("brokerGroupsMax").max(1) as usize,
                 topics_max: n("topicsMax").max(1) as usize,
@@ -349,6 +353,64 @@ impl Config {
                 support_acting_master: self.bool("supportActingMaster"),
             },
         }
+    }
+}
+
+/// Keys UPDATE_NAMESRV_CONFIG can never change, whatever `configBlackList`
+/// says: they name files (CVE-2023-37582 wrote a crontab through them).
+const PATH_KEYS: &[&str] = &[
+    "configBlackList",
+    "configStorePath",
+    "kvConfigPath",
+    "rocketmqHome",
+];
+
+impl Config {
+    /// The black list of UPDATE_NAMESRV_CONFIG: the path keys plus the
+    /// entries of `configBlackList`.
+    pub fn is_black_listed(&self, name: &str) -> bool {
+        PATH_KEYS.contains(&name)
+            || self
+                .str("configBlackList")
+                .split(';')
+                .any(|k| k.trim() == name)
+    }
+
+    /// Sets a key the way Java's UPDATE_NAMESRV_CONFIG does (DECISIONS 3):
+    /// unparsable numbers are ignored, a boolean is true only for `true`,
+    /// unknown keys change only a value already in the property set.
+    pub fn set_at_runtime(&mut self, name: &str, value: &str) {
+        let Some(key) = find_key(name) else {
+            if let Some(v) = self.unknown.get_mut(name) {
+                *v = value.to_string();
+            }
+            return;
+        };
+        let value = value.trim();
+        let parsed = match key.kind {
+            Str => Some(value.to_string()),
+            Bool => Some(value.eq_ignore_ascii_case("true").to_string()),
+            Int => value.parse::<i32>().ok().map(|v| v.to_string()),
+            Long => value.parse::<i64>().ok().map(|v| v.to_string()),
+        };
+        if let Some(v) = parsed {
+            self.values.insert(key.name, v);
+        }
+    }
+
+    /// The config property set as GET_NAMESRV_CONFIG sends it and
+    /// UPDATE_NAMESRV_CONFIG persists it: NamesrvConfig, NettyServerConfig
+    /// and rocketns keys plus the file's unknown keys, sorted, `key=value\n`.
+    pub fn properties_text(&self) -> String {
+        let mut all: BTreeMap<&str, &str> = self
+            .unknown
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        for k in KEYS.iter().filter(|k| k.group != NettyClient) {
+            all.insert(k.name, self.str(k.name));
+        }
+        all.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
 }
 

@@ -85,9 +85,8 @@ fn main() -> ExitCode {
     for line in config.print_lines() {
         log::info!("{line}");
     }
-    let settings = config.settings();
-    let address = format!("{}:{}", settings.bind_address, settings.listen_port);
-    let server = match Server::start(settings, Arc::new(MonotonicClock::default())) {
+    let address = format!("{}:{}", config.str("bindAddress"), config.str("listenPort"));
+    let server = match Server::start(config, Arc::new(MonotonicClock::default())) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");

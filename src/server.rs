@@ -2,6 +2,8 @@
 //! stops them.
 
 use crate::clock::Clock;
+use crate::config::Config;
+use crate::route::kv::Kv;
 use crate::route::snapshot::Snapshot;
 use crate::route::table::{Limits, RouteSettings};
 use crate::shard::{self, ShardStats};
@@ -11,6 +13,7 @@ use futures_channel::oneshot;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -35,6 +38,11 @@ pub struct Settings {
     pub enable_topic_list: bool,
     pub need_wait_for_service: bool,
     pub wait_seconds_for_service: u64,
+    pub order_message_enable: bool,
+    pub return_order_topic_config_to_broker: bool,
+    /// Where the KV store lives; `None` keeps it in memory only.
+    pub kv_config_path: Option<PathBuf>,
+    pub config_store_path: Option<PathBuf>,
     pub limits: Limits,
     pub route: RouteSettings,
 }
@@ -55,6 +63,10 @@ impl Default for Settings {
             enable_topic_list: true,
             need_wait_for_service: false,
             wait_seconds_for_service: 45,
+            order_message_enable: false,
+            return_order_topic_config_to_broker: true,
+            kv_config_path: None,
+            config_store_path: None,
             limits: Limits::default(),
             route: RouteSettings::default(),
         }
@@ -90,7 +102,9 @@ fn bind(settings: &Settings) -> std::io::Result<Socket> {
 }
 
 impl Server {
-    pub fn start(settings: Settings, clock: Arc<dyn Clock>) -> std::io::Result<Server> {
+    pub fn start(config: Config, clock: Arc<dyn Clock>) -> std::io::Result<Server> {
+        let settings = config.settings();
+        let kv = load_kv(settings.kv_config_path.as_deref())?;
         let listener = bind(&settings)?;
         let local_addr = listener
             .local_addr()?
@@ -105,12 +119,10 @@ impl Server {
             settings.connections_max_per_shard * shard_count + settings.unregister_queue_capacity;
         let writer = writer::spawn(
             WriterConfig {
-                scan_interval_ms: settings.scan_interval_ms,
                 batch_max: WRITER_BATCH_MAX,
-                request_queue_capacity: settings.request_queue_capacity,
                 control_queue_capacity: control_capacity,
-                limits: settings.limits,
-                settings: settings.route,
+                config,
+                kv,
             },
             clock.clone(),
             snapshot.clone(),
@@ -197,6 +209,27 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop_shards();
+    }
+}
+
+/// Loads the KV file: a missing file is an empty store; one that does not
+/// parse stops start-up, as in Java.
+fn load_kv(path: Option<&std::path::Path>) -> std::io::Result<Kv> {
+    let Some(path) = path else {
+        return Ok(Kv::default());
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => Kv::from_file(&bytes).map_err(|e| {
+            std::io::Error::other(format!("KV config file {} is broken: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Kv::default()),
+        Err(e) => {
+            log::warn!(
+                "KV config file {} unreadable, starting empty: {e}",
+                path.display()
+            );
+            Ok(Kv::default())
+        }
     }
 }
 

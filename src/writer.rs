@@ -9,16 +9,20 @@
 //! the broker (DECISIONS 8).
 
 use crate::clock::Clock;
+use crate::config::Config;
+use crate::persist::{Done, Job, Persister};
 use crate::protocol::body::DataVersion;
+use crate::route::kv::{Kv, ORDER_TOPIC_CONFIG};
 use crate::route::snapshot::Snapshot;
-use crate::route::table::{
-    Limits, QueueData, RegisterOutcome, Registration, RouteSettings, RouteTable, Unregistration,
-};
+use crate::route::table::{QueueData, RegisterOutcome, Registration, RouteTable, Unregistration};
 use crate::route::ConnId;
+use crate::server::Settings;
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use futures_channel::oneshot;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,7 +35,8 @@ pub type Reply = oneshot::Sender<Outcome>;
 
 #[derive(Debug)]
 pub enum Outcome {
-    Register(RegisterOutcome),
+    /// With the ORDER_TOPIC_CONFIG KVTable body when it is returned.
+    Register(RegisterOutcome, Option<Bytes>),
     DataVersion {
         changed: bool,
         stored: Option<DataVersion>,
@@ -40,6 +45,8 @@ pub enum Outcome {
     Count(usize),
     Done,
     Failed(String),
+    /// UPDATE_NAMESRV_CONFIG named a black-listed key.
+    Denied,
 }
 
 /// Requests: dropped with SYSTEM_BUSY when the queue is full.
@@ -77,6 +84,20 @@ pub enum Request {
         entries: Vec<(String, QueueData)>,
         reply: Option<Reply>,
     },
+    /// PUT_KV_CONFIG (`Some` value, or Java's stored null) and
+    /// DELETE_KV_CONFIG (`delete`).
+    Kv {
+        namespace: String,
+        key: String,
+        value: Option<String>,
+        delete: bool,
+        reply: Option<Reply>,
+    },
+    /// UPDATE_NAMESRV_CONFIG.
+    UpdateConfig {
+        entries: Vec<(String, String)>,
+        reply: Option<Reply>,
+    },
 }
 
 /// Events that must reach the writer.
@@ -94,14 +115,12 @@ pub enum Control {
     Stop,
 }
 
-#[derive(Clone, Debug)]
 pub struct WriterConfig {
-    pub scan_interval_ms: u64,
     pub batch_max: usize,
-    pub request_queue_capacity: usize,
     pub control_queue_capacity: usize,
-    pub limits: Limits,
-    pub settings: RouteSettings,
+    pub config: Config,
+    /// The KV store as loaded at start.
+    pub kv: Kv,
 }
 
 pub struct WriterHandle {
@@ -131,18 +150,28 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
     published: Arc<ArcSwap<Snapshot>>,
 ) -> std::io::Result<WriterHandle> {
-    let (req_tx, req_rx) = crossbeam_channel::bounded(config.request_queue_capacity);
+    let settings = config.config.settings();
+    let (req_tx, req_rx) = crossbeam_channel::bounded(settings.request_queue_capacity);
     let (ctl_tx, ctl_rx) = crossbeam_channel::bounded(config.control_queue_capacity);
+    let persister = Persister::spawn()?;
     let mut writer = Writer {
-        table: RouteTable::new(config.limits, config.settings),
+        table: RouteTable::new(settings.limits, settings.route),
         published,
         clock,
         closed: HashMap::new(),
         replies: Vec::new(),
-        config,
+        jobs: Vec::new(),
+        kv: config.kv,
+        kv_changed: true,
+        config_changed: true,
+        persister,
+        settings: Arc::new(settings),
+        batch_max: config.batch_max,
+        config: config.config,
         requests: req_rx,
         control: ctl_rx,
     };
+    writer.publish();
     let thread = std::thread::Builder::new()
         .name("rocketns-writer".into())
         .spawn(move || writer.run())?;
@@ -161,7 +190,15 @@ struct Writer {
     closed: HashMap<ConnId, u64>,
     /// Answers held back until the batch is published.
     replies: Vec<(Reply, Outcome)>,
-    config: WriterConfig,
+    /// File writes whose answers wait for the disk, sent after publication.
+    jobs: Vec<Job>,
+    kv: Kv,
+    kv_changed: bool,
+    config: Config,
+    config_changed: bool,
+    settings: Arc<Settings>,
+    persister: Persister,
+    batch_max: usize,
     requests: Receiver<Request>,
     control: Receiver<Control>,
 }
@@ -174,7 +211,7 @@ enum Msg {
 impl Writer {
     fn run(&mut self) {
         let (requests, control) = (self.requests.clone(), self.control.clone());
-        let mut next_scan_ms = self.clock.now_ms() + self.config.scan_interval_ms;
+        let mut next_scan_ms = self.clock.now_ms() + self.settings.scan_interval_ms;
         loop {
             let wait_ms = next_scan_ms.saturating_sub(self.clock.now_ms());
             let first = crossbeam_channel::select! {
@@ -185,7 +222,7 @@ impl Writer {
             let mut stop = false;
             if let Some(msg) = first {
                 stop |= self.apply(msg);
-                for _ in 1..self.config.batch_max {
+                for _ in 1..self.batch_max {
                     let next = control
                         .try_recv()
                         .map(Msg::Control)
@@ -199,7 +236,7 @@ impl Writer {
             let now_ms = self.clock.now_ms();
             if now_ms >= next_scan_ms {
                 self.scan(now_ms);
-                next_scan_ms = now_ms + self.config.scan_interval_ms;
+                next_scan_ms = now_ms + self.settings.scan_interval_ms;
             }
             self.publish();
             if stop {
@@ -270,7 +307,13 @@ impl Writer {
                     }
                     _ => {}
                 }
-                self.answer(reply, Outcome::Register(outcome));
+                let body = match outcome {
+                    RegisterOutcome::Registered { .. } | RegisterOutcome::Superseded => {
+                        self.order_conf_body()
+                    }
+                    _ => None,
+                };
+                self.answer(reply, Outcome::Register(outcome, body));
             }
             Request::QueryDataVersion {
                 cluster,
@@ -321,7 +364,99 @@ impl Writer {
                 };
                 self.answer(reply, outcome);
             }
+            Request::Kv {
+                namespace,
+                key,
+                value,
+                delete,
+                reply,
+            } => self.apply_kv(namespace, key, value, delete, reply),
+            Request::UpdateConfig { entries, reply } => self.apply_config(entries, reply),
         }
+    }
+
+    fn apply_kv(
+        &mut self,
+        namespace: String,
+        key: String,
+        value: Option<String>,
+        delete: bool,
+        reply: Option<Reply>,
+    ) {
+        if delete {
+            log::info!("delete KV config {namespace}/{key}");
+            self.kv.delete(&namespace, &key);
+        } else {
+            log::info!("put KV config {namespace}/{key} = {value:?}");
+            self.kv.put(&namespace, &key, value.as_deref());
+        }
+        self.kv_changed = true;
+        if namespace == ORDER_TOPIC_CONFIG && self.settings.order_message_enable {
+            self.table.touch_topic(&key);
+        }
+        let path = self.settings.kv_config_path.clone();
+        self.persist(path, self.kv.to_file(), reply);
+    }
+
+    fn apply_config(&mut self, entries: Vec<(String, String)>, reply: Option<Reply>) {
+        if let Some((key, _)) = entries.iter().find(|(k, _)| self.config.is_black_listed(k)) {
+            log::warn!("refused to update black-listed config key {key}");
+            self.answer(reply, Outcome::Denied);
+            return;
+        }
+        for (key, value) in &entries {
+            log::info!("update NameServer config {key} = {value}");
+            self.config.set_at_runtime(key, value);
+        }
+        let before = self.settings.clone();
+        let mut settings = self.config.settings();
+        // What cannot change while running keeps its start-up value.
+        settings.bind_address = before.bind_address.clone();
+        settings.listen_port = before.listen_port;
+        settings.kv_config_path = before.kv_config_path.clone();
+        settings.config_store_path = before.config_store_path.clone();
+        settings.limits = before.limits;
+        if settings.order_message_enable != before.order_message_enable {
+            self.table.touch_all_topics();
+        }
+        self.table.set_settings(settings.route);
+        self.settings = Arc::new(settings);
+        self.config_changed = true;
+        let text = self.config.properties_text().into_bytes();
+        self.persist(before.config_store_path.clone(), text, reply);
+    }
+
+    /// Queues a durable write whose completion answers `reply`; without a
+    /// path the answer goes out with the batch.
+    fn persist(&mut self, path: Option<PathBuf>, content: Vec<u8>, reply: Option<Reply>) {
+        let Some(path) = path else {
+            self.answer(reply, Outcome::Done);
+            return;
+        };
+        let done: Vec<Done> = reply
+            .into_iter()
+            .map(|r| -> Done {
+                Box::new(move |result: Result<(), String>| {
+                    let _ = r.send(match result {
+                        Ok(()) => Outcome::Done,
+                        Err(e) => Outcome::Failed(e),
+                    });
+                })
+            })
+            .collect();
+        self.jobs.push(Job {
+            path,
+            content,
+            done,
+        });
+    }
+
+    /// The REGISTER_BROKER reply body (§A.4 step 6), as of this batch.
+    fn order_conf_body(&self) -> Option<Bytes> {
+        if !self.settings.return_order_topic_config_to_broker {
+            return None;
+        }
+        self.kv.table_json(ORDER_TOPIC_CONFIG).map(Bytes::from)
     }
 
     fn answer(&mut self, reply: Option<Reply>, outcome: Outcome) {
@@ -348,13 +483,29 @@ impl Writer {
     /// the answers held back for it.
     fn publish(&mut self) {
         let changes = self.table.take_changes();
-        if !changes.is_empty() {
+        if !changes.is_empty() || self.kv_changed || self.config_changed {
             let current = self.published.load_full();
-            let next = current.next(&self.table, &changes, |_| None);
+            let (kv, order) = (&self.kv, self.settings.order_message_enable);
+            let order_conf = |topic: &str| {
+                order
+                    .then(|| kv.get(ORDER_TOPIC_CONFIG, topic).map(str::to_string))
+                    .flatten()
+            };
+            let mut next = current.next(&self.table, &changes, order_conf);
+            if std::mem::take(&mut self.kv_changed) {
+                next.kv = Arc::new(self.kv.clone());
+            }
+            if std::mem::take(&mut self.config_changed) {
+                next.settings = self.settings.clone();
+                next.config_text = Bytes::from(self.config.properties_text());
+            }
             self.published.store(Arc::new(next));
         }
         for (reply, outcome) in self.replies.drain(..) {
             let _ = reply.send(outcome);
+        }
+        for job in self.jobs.drain(..) {
+            self.persister.submit(job);
         }
     }
 }

@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use rocketns::protocol::body::TopicConfig;
 use rocketns::protocol::frame;
-use rocketns::server::Settings;
 
 fn flagged(name: &str, sys_flag: i32) -> (&str, TopicConfig) {
     let (n, mut config) = topic(name, 4, 6);
@@ -87,11 +86,10 @@ fn unit_topic_lists_select_by_sys_flag() {
 
 #[test]
 fn topic_lists_can_be_disabled() {
-    let s = TestServer::with(Settings {
-        enable_topic_list: false,
-        enable_all_topic_list: false,
-        ..Settings::default()
-    });
+    let s = TestServer::with(&[
+        ("enableTopicList", "false"),
+        ("enableAllTopicList", "false"),
+    ]);
     let mut c = s.client();
     for code in [206, 224, 311, 312, 313] {
         assert_bytes(
@@ -256,4 +254,129 @@ fn register_topic_partial_apply() {
     assert_eq!(perms(&route(&mut c, "New")), expected);
     let bad = Reply::parse(&c.call(&frame::request(217, 1, 0, &[("topic", "A")], b"{")));
     assert_eq!(bad.code(), 1);
+}
+
+const ORDER: &str = "ORDER_TOPIC_CONFIG";
+
+fn kv(c: &mut Client, code: i32, ext: &[(&str, &str)]) -> Vec<u8> {
+    c.call(&frame::request(code, 1, 0, ext, b""))
+}
+
+#[test]
+fn kv_config_commands_and_file() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    let put = [
+        ("namespace", ORDER),
+        ("key", "TopicTest"),
+        ("value", "broker-a:4"),
+    ];
+    assert_bytes(&kv(&mut c, 100, &put), &golden_frame("success_plain.txt"));
+    let get = [("namespace", ORDER), ("key", "TopicTest")];
+    assert_bytes(&kv(&mut c, 101, &get), &golden_frame("get_kv_found.txt"));
+    let missing = [("namespace", ORDER), ("key", "nope")];
+    assert_bytes(
+        &kv(&mut c, 101, &missing),
+        &golden_frame("get_kv_missing.txt"),
+    );
+    assert_bytes(
+        &kv(&mut c, 219, &[("namespace", ORDER)]),
+        &golden_frame("kv_list.txt"),
+    );
+    assert_bytes(
+        &kv(&mut c, 219, &[("namespace", "nope")]),
+        &golden_frame("kv_list_missing.txt"),
+    );
+    // The reply came after the file holding the change was durable.
+    let file = s.dir.0.join("namesrv/kvConfig.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        text,
+        r#"{"configTable":{"ORDER_TOPIC_CONFIG":{"TopicTest":"broker-a:4"}}}"#
+    );
+    assert_bytes(&kv(&mut c, 102, &get), &golden_frame("success_plain.txt"));
+    // Java keeps the emptied namespace.
+    let list = Reply::parse(&kv(&mut c, 219, &[("namespace", ORDER)]));
+    assert_eq!(list.body_text(), r#"{"table":{}}"#);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text, r#"{"configTable":{"ORDER_TOPIC_CONFIG":{}}}"#);
+    let r = Reply::parse(&kv(&mut c, 100, &[("key", "k")]));
+    assert_eq!(r.header["remark"], "namespace or key is null");
+}
+
+#[test]
+fn kv_config_survives_a_restart() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    let put = [("namespace", "ns"), ("key", "k"), ("value", "v é/\"")];
+    assert_eq!(Reply::parse(&kv(&mut c, 100, &put)).code(), 0);
+    drop(c);
+    let s = s.restart(&[]);
+    let mut c = s.client();
+    let r = Reply::parse(&kv(&mut c, 101, &[("namespace", "ns"), ("key", "k")]));
+    assert_eq!(r.header["extFields"]["value"], "v é/\"");
+}
+
+/// Java: with orderMessageEnable the route carries orderTopicConf from KV,
+/// and brokers get the ORDER_TOPIC_CONFIG table in the register reply.
+#[test]
+fn order_topic_conf_in_routes_and_register_replies() {
+    let s = TestServer::with(&[("orderMessageEnable", "true")]);
+    let mut c = s.client();
+    let topics = [topic("TopicTest", 4, 6), topic("Other", 2, 6)];
+    BROKER_A.register(&mut c, &version(1), &topics);
+    let put = [
+        ("namespace", ORDER),
+        ("key", "TopicTest"),
+        ("value", "broker-a:4"),
+    ];
+    assert_eq!(Reply::parse(&kv(&mut c, 100, &put)).code(), 0);
+    let got = c.call(&frame::request(105, 1, 0, &[("topic", "TopicTest")], b""));
+    assert_bytes(&got, &golden_frame("route_with_order_conf.txt"));
+    let got = c.call(&BROKER_A.register_frame(77, &version(1), &topics));
+    assert_bytes(&got, &golden_frame("register_master_with_order_conf.txt"));
+}
+
+#[test]
+fn namesrv_config_get_update_and_black_list() {
+    let s = TestServer::with(&[("configBlackList", "configBlackList;listenPort")]);
+    let mut c = s.client();
+    let text = |c: &mut Client| Reply::parse(&kv(c, 319, &[])).body_text().to_string();
+    let before = text(&mut c);
+    assert!(before.contains("\nenableAllTopicList=true\n"), "{before}");
+    let mut keys: Vec<&str> = before
+        .lines()
+        .map(|l| l.split('=').next().unwrap())
+        .collect();
+    let sorted = {
+        let mut k = keys.clone();
+        k.sort();
+        k
+    };
+    assert_eq!(keys, sorted, "sorted by key");
+    keys.dedup();
+    assert!(keys.contains(&"topicsMax") && !keys.contains(&"clientWorkerThreads"));
+    let update =
+        |c: &mut Client, body: &str| c.call(&frame::request(318, 1, 0, &[], body.as_bytes()));
+    for refused in [
+        "kvConfigPath=/etc/cron.d/x",
+        "rocketmqHome=/tmp",
+        "listenPort=1",
+    ] {
+        assert_bytes(
+            &update(&mut c, refused),
+            &golden_frame("config_black_list.txt"),
+        );
+    }
+    let body = "enableAllTopicList=false\nwaitSecondsForService=abc\n";
+    assert_bytes(&update(&mut c, body), &golden_frame("success_plain.txt"));
+    assert_bytes(&kv(&mut c, 206, &[]), &golden_frame("disable.txt"));
+    let after = text(&mut c);
+    assert!(after.contains("\nenableAllTopicList=false\n"));
+    assert!(
+        after.contains("\nwaitSecondsForService=45\n"),
+        "unparsable numbers are ignored"
+    );
+    let stored = std::fs::read_to_string(s.dir.0.join("namesrv/namesrv.properties")).unwrap();
+    assert_eq!(stored, after);
 }

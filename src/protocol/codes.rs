@@ -43,6 +43,7 @@ pub const REMARK_OVERLOAD: &str = "[OVERLOAD]system busy, start flow control for
 pub const REMARK_CRC_MISMATCH: &str = "crc32 not match";
 pub const REMARK_REGISTER_FAILED: &str = "register broker failed";
 pub const REMARK_NOT_READY: &str = "name server not ready";
+pub const REMARK_BLACK_LIST: &str = "Can not update config in black list.";
 
 /// The TOPIC_NOT_EXIST remark of 5.1.0+ (`namesrv-commands.md` §A.6 step 2).
 pub fn remark_topic_not_exist(topic: Option<&str>) -> String {

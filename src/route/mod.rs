@@ -3,6 +3,7 @@
 //! no clock: time comes in as `now_ms`.
 
 pub mod encode;
+pub mod kv;
 pub mod snapshot;
 pub mod table;
 

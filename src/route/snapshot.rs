@@ -7,8 +7,10 @@
 //! the rest, so its cost follows the change, not the table (DECISIONS 10).
 
 use super::encode::{self, TopicRoute};
+use super::kv::Kv;
 use super::table::{BrokerGroup, Changes, RouteTable};
 use crate::protocol::json::Dialect;
+use crate::server::Settings;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -138,15 +140,40 @@ impl TopicMap {
 }
 
 /// Everything a shard answers from without asking the writer.
-#[derive(Default)]
 pub struct Snapshot {
     /// Grows by one per publication.
     pub version: u64,
     pub topics: TopicMap,
     pub brokers: Arc<BrokerView>,
+    pub kv: Arc<Kv>,
+    /// Settings as changed at runtime by UPDATE_NAMESRV_CONFIG.
+    pub settings: Arc<Settings>,
+    /// GET_NAMESRV_CONFIG body.
+    pub config_text: Bytes,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            version: 0,
+            topics: TopicMap::default(),
+            brokers: Arc::default(),
+            kv: Arc::default(),
+            settings: Arc::default(),
+            config_text: Bytes::new(),
+        }
+    }
 }
 
 impl Snapshot {
+    /// The REGISTER_BROKER reply body (`namesrv-commands.md` §A.4 step 6).
+    pub fn order_conf_body(&self) -> Option<Vec<u8>> {
+        if !self.settings.return_order_topic_config_to_broker {
+            return None;
+        }
+        self.kv.table_json(super::kv::ORDER_TOPIC_CONFIG)
+    }
+
     /// The next snapshot after `changes`: changed topics re-encoded, the
     /// rest shared with `self`.
     pub fn next(
@@ -177,6 +204,9 @@ impl Snapshot {
             version: self.version + 1,
             topics: self.topics.with_updates(updates),
             brokers,
+            kv: self.kv.clone(),
+            settings: self.settings.clone(),
+            config_text: self.config_text.clone(),
         }
     }
 }

@@ -155,9 +155,21 @@ impl RouteTable {
     /// Changing a switch that every route depends on marks every topic.
     pub fn set_settings(&mut self, settings: RouteSettings) {
         if settings.support_acting_master != self.settings.support_acting_master {
-            self.changes.topics.extend(self.topics.keys().cloned());
+            self.touch_all_topics();
         }
         self.settings = settings;
+    }
+
+    /// Marks a topic for re-encoding (its order config changed).
+    pub fn touch_topic(&mut self, topic: &str) {
+        if self.topics.contains_key(topic) {
+            self.changes.topics.insert(topic.to_string());
+        }
+    }
+
+    /// Marks every topic for re-encoding (a switch every route depends on).
+    pub fn touch_all_topics(&mut self) {
+        self.changes.topics.extend(self.topics.keys().cloned());
     }
 
     // ----- reads -----

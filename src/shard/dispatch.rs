@@ -70,6 +70,16 @@ pub fn handle(ctx: &ShardCtx, conn: &Conn, frame: Frame) -> Handled {
         req::ADD_WRITE_PERM_OF_BROKER => write_perm(ctx, h, true),
         req::DELETE_TOPIC_IN_NAMESRV => delete_topic(ctx, h),
         req::REGISTER_TOPIC_IN_NAMESRV => register_topic(ctx, &frame),
+        req::PUT_KV_CONFIG => put_kv(ctx, h),
+        req::GET_KV_CONFIG => reply(get_kv(ctx, h)),
+        req::DELETE_KV_CONFIG => delete_kv(ctx, h),
+        req::GET_KVLIST_BY_NAMESPACE => reply(kv_list(ctx, h)),
+        req::UPDATE_NAMESRV_CONFIG => update_config(ctx, &frame),
+        req::GET_NAMESRV_CONFIG => {
+            let snapshot = ctx.snapshot.load();
+            let body = &snapshot.config_text;
+            reply(frame::response(resp::SUCCESS, h.opaque, None, None, body))
+        }
         req::REGISTER_BROKER => register(ctx, conn, &frame),
         req::UNREGISTER_BROKER => reply(unregister(ctx, h)),
         req::QUERY_DATA_VERSION => query_data_version(ctx, &frame),
@@ -89,11 +99,11 @@ fn error(opaque: i32, code: i32, remark: &str) -> Vec<u8> {
 // ----- lookups -----
 
 fn route_info(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    if ctx.waiting_for_service() {
+    let snapshot = ctx.snapshot.load();
+    if ctx.waiting_for_service(&snapshot.settings) {
         return error(h.opaque, resp::SYSTEM_ERROR, codes::REMARK_NOT_READY);
     }
     let topic = h.ext("topic");
-    let snapshot = ctx.snapshot.load();
     let Some(entry) = topic.and_then(|t| snapshot.topics.get(t)) else {
         let remark = codes::remark_topic_not_exist(topic);
         return error(h.opaque, resp::TOPIC_NOT_EXIST, &remark);
@@ -136,10 +146,10 @@ fn zone_filtered(legacy: &[u8], zone: &str) -> Option<Vec<u8>> {
 }
 
 fn all_topics(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    if !ctx.settings.enable_all_topic_list {
+    let snapshot = ctx.snapshot.load();
+    if !snapshot.settings.enable_all_topic_list {
         return error(h.opaque, resp::SYSTEM_ERROR, "disable");
     }
-    let snapshot = ctx.snapshot.load();
     let body = encode::topic_list_json(snapshot.topics.names(), None);
     frame::response(resp::SUCCESS, h.opaque, None, None, &body)
 }
@@ -155,10 +165,10 @@ fn topic_list_reply(h: &Header, mut names: Vec<&str>, broker_addr: Option<&str>)
 }
 
 fn topics_by_cluster(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    if !ctx.settings.enable_topic_list {
+    let snapshot = ctx.snapshot.load();
+    if !snapshot.settings.enable_topic_list {
         return error(h.opaque, resp::SYSTEM_ERROR, "disable");
     }
-    let snapshot = ctx.snapshot.load();
     let members = h
         .ext("cluster")
         .and_then(|c| snapshot.brokers.clusters.get(c));
@@ -190,10 +200,10 @@ fn system_topics(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
 }
 
 fn unit_topics(ctx: &ShardCtx, h: &Header, select: fn(i32) -> bool) -> Vec<u8> {
-    if !ctx.settings.enable_topic_list {
+    let snapshot = ctx.snapshot.load();
+    if !snapshot.settings.enable_topic_list {
         return error(h.opaque, resp::SYSTEM_ERROR, "disable");
     }
-    let snapshot = ctx.snapshot.load();
     let names = snapshot
         .topics
         .entries()
@@ -309,7 +319,8 @@ fn register(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
         h.ext("brokerName"),
     ) else {
         // Java registers nothing coherent and still answers SUCCESS.
-        return Handled::Now((!oneway).then(|| register_reply(None, h.opaque)));
+        let body = ctx.snapshot.load().order_conf_body();
+        return Handled::Now((!oneway).then(|| register_reply(None, h.opaque, body.as_deref())));
     };
     let reg = Registration {
         cluster: cluster.to_string(),
@@ -339,18 +350,20 @@ fn register(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
 
 fn finish_register(outcome: Outcome, opaque: i32) -> Vec<u8> {
     match outcome {
-        Outcome::Register(RegisterOutcome::Registered { master }) => {
-            register_reply(master.as_ref(), opaque)
+        Outcome::Register(RegisterOutcome::Registered { master }, body) => {
+            register_reply(master.as_ref(), opaque, body.as_deref())
         }
-        Outcome::Register(RegisterOutcome::Superseded) => register_reply(None, opaque),
-        Outcome::Register(RegisterOutcome::Refused) => frame::response(
+        Outcome::Register(RegisterOutcome::Superseded, body) => {
+            register_reply(None, opaque, body.as_deref())
+        }
+        Outcome::Register(RegisterOutcome::Refused, _) => frame::response(
             resp::SYSTEM_ERROR,
             opaque,
             Some(codes::REMARK_REGISTER_FAILED),
             Some(&[]),
             b"",
         ),
-        Outcome::Register(RegisterOutcome::LimitReached(why)) => {
+        Outcome::Register(RegisterOutcome::LimitReached(why), _) => {
             frame::response(resp::SYSTEM_ERROR, opaque, Some(&why), Some(&[]), b"")
         }
         other => unreachable!("register answered with {other:?}"),
@@ -358,8 +371,12 @@ fn finish_register(outcome: Outcome, opaque: i32) -> Vec<u8> {
 }
 
 /// SUCCESS with `haServerAddr`/`masterAddr` for a slave whose master is
-/// live. The ORDER_TOPIC_CONFIG body comes with the KV store.
-fn register_reply(master: Option<&(String, Option<String>)>, opaque: i32) -> Vec<u8> {
+/// live, and the ORDER_TOPIC_CONFIG KVTable as body when there is one.
+fn register_reply(
+    master: Option<&(String, Option<String>)>,
+    opaque: i32,
+    body: Option<&[u8]>,
+) -> Vec<u8> {
     let mut ext: Vec<(&str, &str)> = Vec::new();
     if let Some((master_addr, ha)) = master {
         if let Some(ha) = ha {
@@ -367,7 +384,13 @@ fn register_reply(master: Option<&(String, Option<String>)>, opaque: i32) -> Vec
         }
         ext.push(("masterAddr", master_addr));
     }
-    frame::response(resp::SUCCESS, opaque, None, Some(&ext), b"")
+    frame::response(
+        resp::SUCCESS,
+        opaque,
+        None,
+        Some(&ext),
+        body.unwrap_or_default(),
+    )
 }
 
 fn unregister(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
@@ -472,8 +495,98 @@ fn finish_count(key: &str, outcome: Outcome, opaque: i32) -> Vec<u8> {
 fn finish_done(outcome: Outcome, opaque: i32) -> Vec<u8> {
     match outcome {
         Outcome::Failed(why) => error(opaque, resp::SYSTEM_ERROR, &why),
+        Outcome::Denied => error(opaque, resp::NO_PERMISSION, codes::REMARK_BLACK_LIST),
         _ => frame::response(resp::SUCCESS, opaque, None, None, b""),
     }
+}
+
+// ----- KV config (§A.1-§A.3, §A.13) -----
+
+fn put_kv(ctx: &ShardCtx, h: &Header) -> Handled {
+    let (Some(namespace), Some(key)) = (h.ext("namespace"), h.ext("key")) else {
+        let e = error(h.opaque, resp::SYSTEM_ERROR, "namespace or key is null");
+        return Handled::Now((!h.is_oneway()).then_some(e));
+    };
+    let make = |reply| Request::Kv {
+        namespace: namespace.to_string(),
+        key: key.to_string(),
+        value: h.ext("value").map(str::to_string),
+        delete: false,
+        reply,
+    };
+    to_writer(ctx, h, make, finish_done)
+}
+
+fn delete_kv(ctx: &ShardCtx, h: &Header) -> Handled {
+    let (Some(namespace), Some(key)) = (h.ext("namespace"), h.ext("key")) else {
+        // Java looks up a null namespace, finds nothing, answers SUCCESS.
+        return Handled::Now((!h.is_oneway()).then(|| finish_done(Outcome::Done, h.opaque)));
+    };
+    let make = |reply| Request::Kv {
+        namespace: namespace.to_string(),
+        key: key.to_string(),
+        value: None,
+        delete: true,
+        reply,
+    };
+    to_writer(ctx, h, make, finish_done)
+}
+
+fn get_kv(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    let (namespace, key) = (h.ext("namespace"), h.ext("key"));
+    let snapshot = ctx.snapshot.load();
+    let found = namespace.zip(key).and_then(|(n, k)| snapshot.kv.get(n, k));
+    match found {
+        Some(value) => frame::response(
+            resp::SUCCESS,
+            h.opaque,
+            None,
+            Some(&[("value", value)]),
+            b"",
+        ),
+        None => {
+            let remark = format!(
+                "No config item, Namespace: {} Key: {}",
+                namespace.unwrap_or("null"),
+                key.unwrap_or("null")
+            );
+            frame::response(
+                resp::QUERY_NOT_FOUND,
+                h.opaque,
+                Some(&remark),
+                Some(&[]),
+                b"",
+            )
+        }
+    }
+}
+
+fn kv_list(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    let namespace = h.ext("namespace");
+    let snapshot = ctx.snapshot.load();
+    match namespace.and_then(|n| snapshot.kv.table_json(n)) {
+        Some(body) => frame::response(resp::SUCCESS, h.opaque, None, None, &body),
+        None => {
+            let remark = format!("No config item, Namespace: {}", namespace.unwrap_or("null"));
+            error(h.opaque, resp::QUERY_NOT_FOUND, &remark)
+        }
+    }
+}
+
+// ----- NameServer config (§A.19) -----
+
+fn update_config(ctx: &ShardCtx, frame: &Frame) -> Handled {
+    let h = &frame.header;
+    let Some(body) = frame.body.as_deref() else {
+        return Handled::Now((!h.is_oneway()).then(|| finish_done(Outcome::Done, h.opaque)));
+    };
+    let entries = crate::config::parse_properties(&String::from_utf8_lossy(body));
+    to_writer(
+        ctx,
+        h,
+        |reply| Request::UpdateConfig { entries, reply },
+        finish_done,
+    )
 }
 
 fn delete_topic(ctx: &ShardCtx, h: &Header) -> Handled {

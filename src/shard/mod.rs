@@ -71,8 +71,7 @@ impl ShardCtx {
         ((self.id as u64) << 48) | n
     }
 
-    pub fn waiting_for_service(&self) -> bool {
-        let s = &self.settings;
+    pub fn waiting_for_service(&self, s: &Settings) -> bool {
         s.need_wait_for_service
             && self.clock.now_ms() < self.started_ms + s.wait_seconds_for_service * 1000
     }

@@ -3,30 +3,84 @@
 #![allow(dead_code)]
 
 use rocketns::clock::ManualClock;
+use rocketns::config::Config;
 use rocketns::protocol::body::{self, DataVersion, TopicConfig};
 use rocketns::protocol::frame;
-use rocketns::server::{Server, Settings};
+use rocketns::server::Server;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct TestServer {
     pub server: Server,
     pub clock: Arc<ManualClock>,
+    pub dir: TempDir,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("rocketns-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Java's defaults, on 127.0.0.1 with an ephemeral port, 2 shards, and the
+/// KV and config files in `dir`.
+pub fn test_config(dir: &Path) -> Config {
+    let mut c = Config::defaults(dir.to_str().unwrap(), 2);
+    for (k, v) in [
+        ("bindAddress", "127.0.0.1"),
+        ("listenPort", "0"),
+        ("shardCount", "2"),
+    ] {
+        c.set(k, v).unwrap();
+    }
+    c.set("rocketmqHome", dir.to_str().unwrap()).unwrap();
+    c
 }
 
 impl TestServer {
     pub fn start() -> TestServer {
-        Self::with(Settings::default())
+        Self::with(&[])
     }
 
-    pub fn with(mut settings: Settings) -> TestServer {
-        settings.shard_count = 2;
+    /// A server with these config keys set (Java names).
+    pub fn with(keys: &[(&str, &str)]) -> TestServer {
+        Self::in_dir(TempDir::new(), keys)
+    }
+
+    /// Stops this server and starts another on the same files.
+    pub fn restart(self, keys: &[(&str, &str)]) -> TestServer {
+        let TestServer { server, dir, .. } = self;
+        server.stop();
+        Self::in_dir(dir, keys)
+    }
+
+    pub fn in_dir(dir: TempDir, keys: &[(&str, &str)]) -> TestServer {
+        let mut config = test_config(&dir.0);
+        for (k, v) in keys {
+            config.set(k, v).unwrap();
+        }
         let clock = Arc::new(ManualClock::new(1_000_000));
-        let server = Server::start(settings, clock.clone()).expect("server starts");
-        TestServer { server, clock }
+        let server = Server::start(config, clock.clone()).expect("server starts");
+        TestServer { server, clock, dir }
     }
 
     pub fn client(&self) -> Client {
