@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     for line in config.print_lines() {
         log::info!("{line}");
     }
-    let address = format!("{}:{}", config.str("bindAddress"), config.str("listenPort"));
+    let bind_address = config.str("bindAddress").to_string();
     let server = match Server::start(config, Arc::new(MonotonicClock::default())) {
         Ok(s) => s,
         Err(e) => {
@@ -94,7 +94,10 @@ fn main() -> ExitCode {
             return ExitCode::from(255);
         }
     };
-    let boot = format!("The Name Server boot success. serializeType=JSON, address {address}");
+    // As Java, the address shows the port actually bound when 0 was asked.
+    let port = server.local_addr().port();
+    let boot =
+        format!("The Name Server boot success. serializeType=JSON, address {bind_address}:{port}");
     log::info!("{boot}");
     println!("{boot}");
     server.wait();
