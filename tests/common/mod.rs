@@ -254,8 +254,14 @@ impl Broker<'_> {
         topics: &[(&str, TopicConfig)],
     ) -> Vec<u8> {
         let body = body::encode_register_json(dv, topics, &[]);
+        self.register_frame_with(opaque, &body, &[])
+    }
+
+    /// A registration with this body and extra ext fields (e.g. a zone);
+    /// a later duplicate key wins.
+    pub fn register_frame_with(&self, opaque: i32, body: &[u8], extra: &[(&str, &str)]) -> Vec<u8> {
         let id = self.id.to_string();
-        let crc = (crc32fast::hash(&body) & 0x7FFF_FFFF).to_string();
+        let crc = (crc32fast::hash(body) & 0x7FFF_FFFF).to_string();
         let ext = [
             ("brokerAddr", self.addr),
             ("brokerId", id.as_str()),
@@ -266,7 +272,8 @@ impl Broker<'_> {
             ("enableActingMaster", "false"),
             ("haServerAddr", "192.168.0.1:10912"),
         ];
-        frame::request(103, opaque, 0, &ext, &body)
+        let ext: Vec<(&str, &str)> = ext.iter().chain(extra).copied().collect();
+        frame::request(103, opaque, 0, &ext, body)
     }
 
     pub fn register(
