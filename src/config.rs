@@ -89,7 +89,7 @@ pub const KEYS: &[Key] = &[
     key("supportActingMaster", Bool, Namesrv, "false", true),
     key("enableAllTopicList", Bool, Namesrv, "true", true),
     key("enableTopicList", Bool, Namesrv, "true", true),
-    key("notifyMinBrokerIdChanged", Bool, Namesrv, "false", false),
+    key("notifyMinBrokerIdChanged", Bool, Namesrv, "false", true),
     key("enableControllerInNamesrv", Bool, Namesrv, "false", false),
     key("needWaitForService", Bool, Namesrv, "false", true),
     key("waitSecondsForService", Int, Namesrv, "45", true),
@@ -351,6 +351,7 @@ impl Config {
                 delete_topic_with_broker_registration: self
                     .bool("deleteTopicWithBrokerRegistration"),
                 support_acting_master: self.bool("supportActingMaster"),
+                notify_min_broker_id_changed: self.bool("notifyMinBrokerIdChanged"),
             },
         }
     }

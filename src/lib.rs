@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod notify;
 pub mod persist;
 pub mod protocol;
 pub mod route;

@@ -10,6 +10,7 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::notify::Notifier;
 use crate::persist::{Done, Job, Persister};
 use crate::protocol::body::DataVersion;
 use crate::route::kv::{Kv, ORDER_TOPIC_CONFIG};
@@ -165,6 +166,7 @@ pub fn spawn(
         kv_changed: true,
         config_changed: true,
         persister,
+        notifier: Notifier::spawn()?,
         settings: Arc::new(settings),
         batch_max: config.batch_max,
         config: config.config,
@@ -198,6 +200,7 @@ struct Writer {
     config_changed: bool,
     settings: Arc<Settings>,
     persister: Persister,
+    notifier: Notifier,
     batch_max: usize,
     requests: Receiver<Request>,
     control: Receiver<Control>,
@@ -506,6 +509,9 @@ impl Writer {
         }
         for job in self.jobs.drain(..) {
             self.persister.submit(job);
+        }
+        for notice in self.table.take_notices() {
+            self.notifier.submit(notice);
         }
     }
 }

@@ -119,3 +119,33 @@ fn delete_topic_with_broker_registration() {
     assert_eq!(Reply::parse(&lookup(&mut c, &[("topic", "B")])).code(), 17);
     assert_eq!(Reply::parse(&lookup(&mut c, &[("topic", "C")])).code(), 0);
 }
+
+/// Java (notifyMinBrokerIdChanged): when a lower id joins a group, the
+/// other members get a oneway NOTIFY_MIN_BROKER_ID_CHANGE.
+#[test]
+fn min_broker_id_change_is_notified() {
+    let s = TestServer::with(&[("notifyMinBrokerIdChanged", "true")]);
+    let slave_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slave_addr = slave_listener.local_addr().unwrap().to_string();
+    let mut c = s.client();
+    let topics = [topic("TopicTest", 4, 6), topic("Other", 2, 6)];
+    let slave = Broker {
+        addr: &slave_addr,
+        id: 1,
+        ..BROKER_A
+    };
+    assert_eq!(slave.register(&mut c, &version(1), &topics).code(), 0);
+    assert_eq!(BROKER_A.register(&mut c, &version(1), &topics).code(), 0);
+    let (stream, _) = slave_listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut notified = Client { stream, opaque: 0 };
+    let r = Reply::parse(&notified.recv().expect("a notification"));
+    assert_eq!(r.code(), 905);
+    assert_eq!(r.header["flag"], 2, "oneway request");
+    let ext = &r.header["extFields"];
+    assert_eq!(ext["minBrokerId"], "0");
+    assert_eq!(ext["minBrokerAddr"], "192.168.0.1:10911");
+    assert_eq!(ext["haBrokerAddr"], "192.168.0.1:10912");
+}

@@ -30,6 +30,17 @@ impl Default for Limits {
 pub struct RouteSettings {
     pub delete_topic_with_broker_registration: bool,
     pub support_acting_master: bool,
+    pub notify_min_broker_id_changed: bool,
+}
+
+/// A NOTIFY_MIN_BROKER_ID_CHANGE to send (`namesrv-behaviour.md` §12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinIdNotice {
+    pub targets: Vec<String>,
+    pub min_broker_id: i64,
+    pub min_broker_addr: String,
+    pub offline_broker_addr: Option<String>,
+    pub ha_broker_addr: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +142,7 @@ pub struct RouteTable {
     /// Index: broker name -> topics holding QueueData for it.
     broker_topics: HashMap<String, BTreeSet<String>>,
     changes: Changes,
+    notices: Vec<MinIdNotice>,
     limits: Limits,
     settings: RouteSettings,
 }
@@ -146,6 +158,11 @@ impl RouteTable {
 
     pub fn take_changes(&mut self) -> Changes {
         std::mem::take(&mut self.changes)
+    }
+
+    /// Min-id notifications decided since the last call.
+    pub fn take_notices(&mut self) -> Vec<MinIdNotice> {
+        std::mem::take(&mut self.notices)
     }
 
     pub fn settings(&self) -> RouteSettings {
@@ -252,7 +269,8 @@ impl RouteTable {
             group.zone = reg.zone.clone();
             group_changed = true;
         }
-        // Step 4 (used by NOTIFY_MIN_BROKER_ID_CHANGE, not sent yet).
+        // Step 4: an empty group counts its previous minimum as 0.
+        let min_id_changed = reg.id < group.addrs.keys().next().copied().unwrap_or(0);
         // Step 5: the same address under another id (a role switch).
         let before = group.addrs.len();
         group
@@ -306,6 +324,10 @@ impl RouteTable {
         self.live.insert(key.clone(), info);
         // Step 12.
         self.apply_filter_servers(&reg, key);
+        // Step 14.
+        if min_id_changed && self.settings.notify_min_broker_id_changed {
+            self.notice_new_min(&reg);
+        }
         // Step 13.
         RegisterOutcome::Registered {
             master: self.master_of(&reg),
@@ -399,6 +421,28 @@ impl RouteTable {
         if changed {
             self.mark_broker_topics(&reg.name);
         }
+    }
+
+    fn notice_new_min(&mut self, reg: &Registration) {
+        let Some(group) = self.brokers.get(&reg.name) else {
+            return;
+        };
+        let mut targets: Vec<String> = group
+            .addrs
+            .values()
+            .filter(|a| **a != reg.addr)
+            .cloned()
+            .collect();
+        if group.addrs.len() == 1 {
+            targets = vec![reg.addr.clone()];
+        }
+        self.notices.push(MinIdNotice {
+            targets,
+            min_broker_id: reg.id,
+            min_broker_addr: reg.addr.clone(),
+            offline_broker_addr: None,
+            ha_broker_addr: reg.ha_addr.clone(),
+        });
     }
 
     fn master_of(&self, reg: &Registration) -> Option<(String, Option<String>)> {
@@ -561,6 +605,7 @@ impl RouteTable {
         let Some(group) = self.brokers.get_mut(&u.name) else {
             return true;
         };
+        let was_min = group.addrs.keys().next() == Some(&u.id);
         let before = group.addrs.len();
         group.addrs.retain(|_, addr| *addr != u.addr);
         if group.addrs.len() == before {
@@ -571,6 +616,16 @@ impl RouteTable {
             return true;
         }
         let headless = group.acting_master && !group.addrs.contains_key(&0);
+        if was_min && group.acting_master && self.settings.notify_min_broker_id_changed {
+            let (min_id, min_addr) = group.addrs.iter().next().expect("not empty");
+            self.notices.push(MinIdNotice {
+                targets: group.addrs.values().cloned().collect(),
+                min_broker_id: *min_id,
+                min_broker_addr: min_addr.clone(),
+                offline_broker_addr: Some(u.addr.clone()),
+                ha_broker_addr: None,
+            });
+        }
         self.mark_broker(&u.name);
         if headless {
             self.wipe_write_perm(&u.name);

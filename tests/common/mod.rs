@@ -90,7 +90,7 @@ impl TestServer {
 
 pub struct Client {
     pub stream: TcpStream,
-    opaque: i32,
+    pub opaque: i32,
 }
 
 impl Client {
