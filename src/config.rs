@@ -332,6 +332,10 @@ impl Config {
             shard_count: n("shardCount") as usize,
             pin_shards: self.bool("pinShards"),
             connections_max_per_shard: n("connectionsMaxPerShard").max(1) as usize,
+            idle_timeout: match n("serverChannelMaxIdleTimeSeconds") {
+                0 => None,
+                secs => Some(std::time::Duration::from_secs(secs)),
+            },
             scan_interval_ms: n("scanNotActiveBrokerInterval").max(1),
             request_queue_capacity: n("defaultThreadPoolQueueCapacity").max(1) as usize,
             unregister_queue_capacity: n("unRegisterBrokerQueueCapacity").max(1) as usize,

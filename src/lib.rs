@@ -4,6 +4,7 @@ pub mod clock;
 pub mod config;
 pub mod notify;
 pub mod persist;
+pub mod preflight;
 pub mod protocol;
 pub mod route;
 pub mod server;

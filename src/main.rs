@@ -3,6 +3,7 @@
 use clap::{Arg, ArgAction, Command};
 use rocketns::clock::MonotonicClock;
 use rocketns::config::{self, Config, KEYS};
+use rocketns::preflight;
 use rocketns::server::{self, Server};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -85,6 +86,16 @@ fn main() -> ExitCode {
     for line in config.print_lines() {
         log::info!("{line}");
     }
+    for check in [preflight::memlock, preflight::io_uring] {
+        if let Err(why) = check() {
+            log::error!("{why}");
+            eprintln!("rocketns cannot start: {why}");
+            return ExitCode::from(1);
+        }
+    }
+    // Every thread started from here on inherits the blocked signals, so
+    // only `wait_for_signal` sees them.
+    let signals = block_shutdown_signals();
     let bind_address = config.str("bindAddress").to_string();
     let server = match Server::start(config, Arc::new(MonotonicClock::default())) {
         Ok(s) => s,
@@ -100,8 +111,38 @@ fn main() -> ExitCode {
         format!("The Name Server boot success. serializeType=JSON, address {bind_address}:{port}");
     log::info!("{boot}");
     println!("{boot}");
-    server.wait();
+    let signal = wait_for_signal(&signals);
+    log::info!("shutdown on signal {signal}: no longer accepting, finishing in-flight work");
+    std::thread::spawn(move || {
+        let again = wait_for_signal(&signals);
+        eprintln!("second signal {again}: exiting now");
+        std::process::exit(1);
+    });
+    let started = std::time::Instant::now();
+    server.stop();
+    log::info!("shutdown done in {} ms", started.elapsed().as_millis());
     ExitCode::SUCCESS
+}
+
+/// Blocks SIGTERM and SIGINT in this thread (and the threads it starts).
+fn block_shutdown_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local set, then masking this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits for one of the blocked signals.
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut signal = 0;
+    // SAFETY: sigwait reads the set and writes the signal number.
+    unsafe { libc::sigwait(set, &mut signal) };
+    signal
 }
 
 /// Applies the `-c` file, then every `--KEY VALUE` flag, then the defaults

@@ -31,6 +31,8 @@ pub struct Settings {
     pub shard_count: usize,
     pub pin_shards: bool,
     pub connections_max_per_shard: usize,
+    /// Close connections idle this long (`None`: never).
+    pub idle_timeout: Option<std::time::Duration>,
     pub scan_interval_ms: u64,
     pub request_queue_capacity: usize,
     pub unregister_queue_capacity: usize,
@@ -56,6 +58,7 @@ impl Default for Settings {
             shard_count: 0,
             pin_shards: false,
             connections_max_per_shard: 20_000,
+            idle_timeout: Some(std::time::Duration::from_secs(120)),
             scan_interval_ms: 5_000,
             request_queue_capacity: 10_000,
             unregister_queue_capacity: 3_000,
@@ -190,6 +193,8 @@ impl Server {
         }
     }
 
+    /// Stops accepting, answers what is in flight, then stops the writer,
+    /// which finishes its queue and waits for pending file writes.
     pub fn stop(mut self) {
         self.stop_shards();
         self.writer.stop();

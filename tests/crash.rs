@@ -5,47 +5,7 @@ mod common;
 use common::*;
 use rocketns::protocol::frame;
 use rocketns::route::kv::Kv;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let kv = dir.join("kvConfig.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rocketns"))
-        .args([
-            "--bindAddress",
-            "127.0.0.1",
-            "--listenPort",
-            "0",
-            "--shardCount",
-            "2",
-        ])
-        .arg("--kvConfigPath")
-        .arg(&kv)
-        .arg("--configStorePath")
-        .arg(dir.join("namesrv.properties"))
-        .arg("--rocketmqHome")
-        .arg(dir)
-        .env("HOME", dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let boot = lines
-        .find_map(|l| l.ok().filter(|l| l.contains("boot success")))
-        .expect("boot line");
-    let addr = boot
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .expect("address in boot line");
-    (child, addr)
-}
 
 #[test]
 fn kill_9_during_kv_writes_never_breaks_the_file() {
@@ -53,7 +13,7 @@ fn kill_9_during_kv_writes_never_breaks_the_file() {
     let mut acked: Vec<String> = Vec::new();
     let value = "x".repeat(200);
     for round in 0..8u64 {
-        let (mut child, addr) = spawn(&dir.0);
+        let (mut child, addr) = spawn_binary(&dir.0, &[]);
         let mut c = Client::connect(addr);
         let kill_after = Duration::from_millis(20 + round * 13);
         let start = Instant::now();

@@ -18,6 +18,7 @@ use glommio::spawn_local;
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 
 /// A read buffer starts this small and grows only for a large frame.
 const READ_BUF_START: usize = 4 * 1024;
@@ -83,6 +84,10 @@ impl Outbox {
 
 pub async fn serve(mut stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
     let _ = stream.set_nodelay(true);
+    // Java closes a connection idle for serverChannelMaxIdleTimeSeconds;
+    // a NameServer only writes in answer to a read, so reads tell.
+    let idle = ctx.settings.idle_timeout;
+    let _ = stream.set_read_timeout(idle);
     let fd = stream.as_raw_fd();
     // SAFETY: dup returns a new descriptor that nothing else owns.
     let write_fd = unsafe { libc::dup(fd) };
@@ -131,12 +136,14 @@ async fn read_loop(
                 Handled::Now(None) => {}
                 Handled::Later(pending) => {
                     conn.in_flight.set(conn.in_flight.get() + 1);
-                    let (conn, outbox) = (conn.clone(), outbox.clone());
+                    ctx.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+                    let (ctx, conn, outbox) = (ctx.clone(), conn.clone(), outbox.clone());
                     spawn_local(async move {
                         if let Some(bytes) = pending.reply().await {
                             outbox.push(&bytes);
                         }
                         conn.in_flight.set(conn.in_flight.get() - 1);
+                        ctx.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
                         outbox.signal_progress();
                     })
                     .detach();
@@ -160,7 +167,13 @@ async fn read_loop(
         let filled = buf.len();
         buf.resize(filled + chunk, 0);
         match stream.read(&mut buf[filled..]).await {
-            Ok(0) | Err(_) => return Ok(()),
+            Ok(0) => return Ok(()),
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    ctx.stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(());
+            }
             Ok(n) => buf.truncate(filled + n),
         }
     }

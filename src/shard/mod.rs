@@ -28,6 +28,9 @@ use std::time::Duration;
 const IO_MEMORY_BYTES: usize = 64 * 1024;
 /// Pause after an accept error such as EMFILE before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+/// After a stop, how long a shard waits for the writer to answer what is
+/// in flight before its connections close.
+const DRAIN_MAX: Duration = Duration::from_secs(2);
 
 /// Counters of one shard, written only by it, summed when read.
 #[derive(Default, Debug)]
@@ -38,6 +41,9 @@ pub struct ShardStats {
     pub accept_errors: AtomicU64,
     pub broken_frames: AtomicU64,
     pub busy: AtomicU64,
+    pub idle_closed: AtomicU64,
+    /// Writer-bound requests not answered yet.
+    pub in_flight: AtomicUsize,
 }
 
 /// What every shard shares; cloned into each executor.
@@ -195,4 +201,11 @@ async fn accept_loop(
         })
         .detach();
     }
+    drop(listener);
+    let deadline = std::time::Instant::now() + DRAIN_MAX;
+    while ctx.stats.in_flight.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    // Let the connection writers flush what was just answered.
+    glommio::timer::sleep(Duration::from_millis(20)).await;
 }

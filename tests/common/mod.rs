@@ -298,3 +298,51 @@ pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// The real binary on 127.0.0.1 with an ephemeral port and its files in
+/// `dir`; returns once it printed its boot line.
+pub fn spawn_binary(dir: &Path, extra: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    let mut child = binary(dir, extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let boot = lines
+        .find_map(|l| l.ok().filter(|l| l.contains("boot success")))
+        .expect("boot line");
+    let addr = boot
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("address in boot line");
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+/// The binary's command with test defaults; the caller adds and spawns.
+pub fn binary(dir: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rocketns"));
+    cmd.args([
+        "--bindAddress",
+        "127.0.0.1",
+        "--listenPort",
+        "0",
+        "--shardCount",
+        "2",
+    ])
+    .arg("--kvConfigPath")
+    .arg(dir.join("kvConfig.json"))
+    .arg("--configStorePath")
+    .arg(dir.join("namesrv.properties"))
+    .arg("--rocketmqHome")
+    .arg(dir)
+    .args(extra)
+    .env("HOME", dir)
+    .env("RUST_LOG", "warn");
+    cmd
+}

@@ -1,0 +1,217 @@
+//! The process as an operator sees it: flags, config files, start-up
+//! checks, signals, idle connections.
+
+mod common;
+use common::*;
+use rocketns::protocol::frame;
+use rocketns::route::kv::Kv;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn output(cmd: &mut std::process::Command) -> (i32, String) {
+    let out = cmd.output().expect("runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn print_config_lists_every_key_and_exits_0() {
+    let dir = TempDir::new();
+    let (code, text) = output(&mut binary(&dir.0, &["-p"]));
+    assert_eq!(code, 0, "{text}");
+    for key in rocketns::config::KEYS {
+        assert!(
+            text.contains(&format!("\n{}=", key.name))
+                || text.starts_with(&format!("{}=", key.name)),
+            "{} missing",
+            key.name
+        );
+    }
+    assert!(text.contains("\nlistenPort=0\n"), "flags override: {text}");
+}
+
+#[test]
+fn a_bad_value_stops_start_up_naming_the_key() {
+    let dir = TempDir::new();
+    let (code, text) = output(&mut binary(
+        &dir.0,
+        &["--scanNotActiveBrokerInterval", "5s"],
+    ));
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("scanNotActiveBrokerInterval") && text.contains("5s"),
+        "{text}"
+    );
+    let (code, text) = output(&mut binary(&dir.0, &["--bogusFlag", "1"]));
+    assert_eq!(code, 1, "usage error exits 1 like mqnamesrv: {text}");
+}
+
+/// A properties file with the Java NameServer's keys and defaults loads.
+#[test]
+fn a_java_properties_file_loads() {
+    let dir = TempDir::new();
+    let file = dir.0.join("namesrv.conf");
+    let java = "rocketmqHome=/opt/rocketmq\nkvConfigPath=/home/rocketmq/namesrv/kvConfig.json\n\
+        productEnvName=center\nclusterTest=false\norderMessageEnable=false\n\
+        returnOrderTopicConfigToBroker=true\nclientRequestThreadPoolNums=8\ndefaultThreadPoolNums=16\n\
+        clientRequestThreadPoolQueueCapacity=50000\ndefaultThreadPoolQueueCapacity=10000\n\
+        scanNotActiveBrokerInterval=5000\nunRegisterBrokerQueueCapacity=3000\nsupportActingMaster=false\n\
+        enableAllTopicList=true\nenableTopicList=true\nnotifyMinBrokerIdChanged=false\n\
+        enableControllerInNamesrv=false\nneedWaitForService=false\nwaitSecondsForService=45\n\
+        deleteTopicWithBrokerRegistration=false\nconfigBlackList=configBlackList;configStorePath;kvConfigPath\n\
+        bindAddress=0.0.0.0\nlistenPort=9876\nserverWorkerThreads=8\nserverCallbackExecutorThreads=0\n\
+        serverSelectorThreads=3\nserverOnewaySemaphoreValue=256\nserverAsyncSemaphoreValue=64\n\
+        serverChannelMaxIdleTimeSeconds=120\nserverSocketSndBufSize=0\nserverSocketRcvBufSize=0\n\
+        writeBufferHighWaterMark=0\nwriteBufferLowWaterMark=0\nserverSocketBacklog=1024\n\
+        serverNettyWorkerGroupEnable=true\nserverPooledByteBufAllocatorEnable=true\n\
+        enableShutdownGracefully=false\nshutdownWaitTimeSeconds=30\nuseEpollNativeSelector=false\n";
+    std::fs::write(&file, java).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rocketns"));
+    cmd.args(["-c", file.to_str().unwrap(), "-p"])
+        .env("HOME", &dir.0);
+    let (code, text) = output(&mut cmd);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("load config properties file OK"));
+    assert!(
+        text.contains("\nrocketmqHome=/opt/rocketmq\n") || text.starts_with("load"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("configStorePath={}", file.display())),
+        "-c becomes configStorePath"
+    );
+}
+
+/// Installs a seccomp filter that answers io_uring_setup/enter/register
+/// with ENOSYS, as Docker's and podman's default profiles do.
+fn deny_io_uring() -> std::io::Result<()> {
+    const ARCH_NR_OFFSET: u32 = 4;
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xC000_00B7;
+    let stmt = |code: u16, k: u32| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
+    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    let jge = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+    let filter = [
+        stmt(ld, ARCH_NR_OFFSET),
+        jump(jeq, AUDIT_ARCH, 1, 0),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+        stmt(ld, 0),
+        jump(jge, 425, 0, 2),
+        jump(jge, 428, 1, 0),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut _,
+    };
+    // SAFETY: called in the child between fork and exec; prctl only reads.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const _,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn blocked_io_uring_is_a_clear_error_not_a_panic() {
+    let dir = TempDir::new();
+    let mut cmd = binary(&dir.0, &[]);
+    // SAFETY: deny_io_uring only makes async-signal-safe prctl calls.
+    unsafe { cmd.pre_exec(deny_io_uring) };
+    let started = Instant::now();
+    let (code, text) = output(cmd.stdin(Stdio::null()));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_ne!(code, 0, "{text}");
+    assert_ne!(code, 101, "a panic: {text}");
+    assert!(
+        text.contains("io_uring_setup") && text.contains("seccomp"),
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn sigterm_under_load_loses_no_kv_write_and_exits_0() {
+    let dir = TempDir::new();
+    let (mut child, addr) = spawn_binary(&dir.0, &[]);
+    let writer = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        let mut acked = Vec::new();
+        for n in 0..100_000 {
+            let key = format!("k{n}");
+            let ext = [("namespace", "term"), ("key", key.as_str()), ("value", "v")];
+            c.send(&frame::request(100, n, 0, &ext, b""));
+            match c.recv() {
+                Some(reply) if Reply::parse(&reply).code() == 0 => acked.push(key),
+                _ => break,
+            }
+        }
+        acked
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no exit within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let acked = writer.join().unwrap();
+    assert!(!acked.is_empty());
+    let kv = Kv::from_file(&std::fs::read(dir.0.join("kvConfig.json")).unwrap()).unwrap();
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|k| kv.get("term", k).is_none())
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged but lost: {} of {}",
+        lost.len(),
+        acked.len()
+    );
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let s = TestServer::with(&[("serverChannelMaxIdleTimeSeconds", "1")]);
+    let mut idle = s.client();
+    let mut busy = s.client();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1_600) {
+        let r = Reply::parse(&busy.call(&frame::request(105, 1, 0, &[("topic", "T")], b"")));
+        assert_eq!(r.code(), 17);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(idle.is_closed(), "idle connection still open");
+    assert_eq!(
+        Reply::parse(&busy.call(&frame::request(105, 1, 0, &[("topic", "T")], b""))).code(),
+        17
+    );
+}
