@@ -215,6 +215,7 @@ pub const KEYS: &[Key] = &[
         false,
     ),
     key("enableReconnectForGoAway", Bool, NettyClient, "true", false),
+    key("httpListenPort", Int, Rocketns, "8080", true),
     key("shardCount", Int, Rocketns, "0", true),
     key("pinShards", Bool, Rocketns, "false", true),
     key("connectionsMaxPerShard", Int, Rocketns, "20000", true),
@@ -332,6 +333,7 @@ impl Config {
             shard_count: n("shardCount") as usize,
             pin_shards: self.bool("pinShards"),
             connections_max_per_shard: n("connectionsMaxPerShard").max(1) as usize,
+            http_listen_port: n("httpListenPort") as u16,
             idle_timeout: match n("serverChannelMaxIdleTimeSeconds") {
                 0 => None,
                 secs => Some(std::time::Duration::from_secs(secs)),

@@ -2,6 +2,8 @@
 
 pub mod clock;
 pub mod config;
+pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod persist;
 pub mod preflight;

@@ -3,10 +3,12 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::http;
+use crate::metrics::{self, Gauges, ShardStats, WriterStats};
 use crate::route::kv::Kv;
 use crate::route::snapshot::Snapshot;
 use crate::route::table::{Limits, RouteSettings};
-use crate::shard::{self, ShardStats};
+use crate::shard;
 use crate::writer::{self, Control, WriterConfig, WriterHandle};
 use arc_swap::ArcSwap;
 use futures_channel::oneshot;
@@ -14,7 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Java's hard-coded listen backlog (DECISIONS 16).
@@ -31,6 +33,8 @@ pub struct Settings {
     pub shard_count: usize,
     pub pin_shards: bool,
     pub connections_max_per_shard: usize,
+    /// `/metrics`, `/healthz`, `/readyz`; 0 turns the HTTP side off.
+    pub http_listen_port: u16,
     /// Close connections idle this long (`None`: never).
     pub idle_timeout: Option<std::time::Duration>,
     pub scan_interval_ms: u64,
@@ -58,6 +62,7 @@ impl Default for Settings {
             shard_count: 0,
             pin_shards: false,
             connections_max_per_shard: 20_000,
+            http_listen_port: 0,
             idle_timeout: Some(std::time::Duration::from_secs(120)),
             scan_interval_ms: 5_000,
             request_queue_capacity: 10_000,
@@ -78,10 +83,62 @@ impl Default for Settings {
 
 pub struct Server {
     local_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     writer: WriterHandle,
     shards: Vec<(glommio::ExecutorJoinHandle<()>, oneshot::Sender<()>)>,
     stats: Vec<Arc<ShardStats>>,
+    probe: Option<Arc<Probe>>,
+}
+
+/// What `/metrics` and `/readyz` read.
+struct Probe {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    shards: Vec<Arc<ShardStats>>,
+    writer: Arc<WriterStats>,
+    requests: crossbeam_channel::Sender<writer::Request>,
+    control: crossbeam_channel::Sender<Control>,
+    clock: Arc<dyn Clock>,
+    started_ms: u64,
+    stopped: AtomicBool,
+}
+
+impl http::Stopping for Probe {
+    fn stopping(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+impl http::Status for Probe {
+    fn metrics(&self) -> String {
+        let snapshot = self.snapshot.load();
+        let gauges = Gauges {
+            request_queue_depth: self.requests.len(),
+            control_queue_depth: self.control.len(),
+            snapshot_version: snapshot.version,
+            snapshot_age_ms: self.clock.now_ms().saturating_sub(snapshot.published_ms),
+            broker_groups: snapshot.brokers.groups.len(),
+            topics: snapshot.topics.len(),
+        };
+        let shards: Vec<&ShardStats> = self.shards.iter().map(|s| &**s).collect();
+        metrics::render(&shards, &self.writer, &gauges)
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return Err("shutting down".into());
+        }
+        let settings = &self.snapshot.load().settings;
+        let until_ms = self.started_ms + settings.wait_seconds_for_service * 1000;
+        let now_ms = self.clock.now_ms();
+        if settings.need_wait_for_service && now_ms < until_ms {
+            return Err(format!(
+                "waiting for service, {} s left",
+                (until_ms - now_ms).div_ceil(1000)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// CPUs this process may run on: affinity mask and cgroup quota honoured.
@@ -138,12 +195,18 @@ impl Server {
             started_ms: clock.now_ms(),
             clock,
         };
+        let http_listener = match settings.http_listen_port {
+            0 => None,
+            port => Some(bind_http(&settings.bind_address, port)?),
+        };
         let mut server = Server {
             local_addr,
+            http_addr: None,
             snapshot,
             writer,
             shards: Vec::new(),
             stats: Vec::new(),
+            probe: None,
         };
         let cpus = pinned_cpus(settings.pin_shards, shard_count);
         for id in 0..shard_count {
@@ -155,11 +218,31 @@ impl Server {
             server.shards.push((handle, stop_tx));
             server.stats.push(stats);
         }
+        if let Some(listener) = http_listener {
+            server.http_addr = Some(listener.local_addr()?);
+            let probe = Arc::new(Probe {
+                snapshot: server.snapshot.clone(),
+                shards: server.stats.clone(),
+                writer: server.writer.stats.clone(),
+                requests: server.writer.requests.clone(),
+                control: server.writer.control.clone(),
+                clock: shared.clock.clone(),
+                started_ms: shared.started_ms,
+                stopped: AtomicBool::new(false),
+            });
+            http::spawn(listener, probe.clone())?;
+            server.probe = Some(probe);
+        }
         Ok(server)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The HTTP side's address, when it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Version of the published snapshot; grows only when routes change.
@@ -173,10 +256,7 @@ impl Server {
     }
 
     pub fn broken_frames(&self) -> u64 {
-        self.stats
-            .iter()
-            .map(|s| s.broken_frames.load(Ordering::Relaxed))
-            .sum()
+        self.stats.iter().map(|s| s.broken_frames()).sum()
     }
 
     pub fn connections(&self) -> usize {
@@ -201,6 +281,10 @@ impl Server {
     }
 
     fn stop_shards(&mut self) {
+        if let Some(probe) = self.probe.take() {
+            probe.stopped.store(true, Ordering::SeqCst);
+            http::wake(self.http_addr);
+        }
         for (_, stop) in &mut self.shards {
             let (tx, _) = oneshot::channel();
             let _ = std::mem::replace(stop, tx).send(());
@@ -215,6 +299,15 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop_shards();
     }
+}
+
+fn bind_http(address: &str, port: u16) -> std::io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind((address, port)).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("Failed to bind HTTP to {address}:{port}: {e}"),
+        )
+    })
 }
 
 /// Loads the KV file: a missing file is an empty store; one that does not

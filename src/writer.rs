@@ -10,6 +10,7 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::metrics::WriterStats;
 use crate::notify::Notifier;
 use crate::persist::{Done, Job, Persister};
 use crate::protocol::body::DataVersion;
@@ -24,6 +25,7 @@ use crossbeam_channel::{Receiver, Sender};
 use futures_channel::oneshot;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -127,6 +129,7 @@ pub struct WriterConfig {
 pub struct WriterHandle {
     pub requests: Sender<Request>,
     pub control: Sender<Control>,
+    pub stats: Arc<WriterStats>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -155,7 +158,9 @@ pub fn spawn(
     let (req_tx, req_rx) = crossbeam_channel::bounded(settings.request_queue_capacity);
     let (ctl_tx, ctl_rx) = crossbeam_channel::bounded(config.control_queue_capacity);
     let persister = Persister::spawn()?;
+    let stats = Arc::new(WriterStats::default());
     let mut writer = Writer {
+        stats: stats.clone(),
         table: RouteTable::new(settings.limits, settings.route),
         published,
         clock,
@@ -180,6 +185,7 @@ pub fn spawn(
     Ok(WriterHandle {
         requests: req_tx,
         control: ctl_tx,
+        stats,
         thread: Some(thread),
     })
 }
@@ -201,6 +207,7 @@ struct Writer {
     settings: Arc<Settings>,
     persister: Persister,
     notifier: Notifier,
+    stats: Arc<WriterStats>,
     batch_max: usize,
     requests: Receiver<Request>,
     control: Receiver<Control>,
@@ -225,7 +232,8 @@ impl Writer {
             let mut stop = false;
             if let Some(msg) = first {
                 stop |= self.apply(msg);
-                for _ in 1..self.batch_max {
+                let mut applied = 1;
+                while applied < self.batch_max {
                     let next = control
                         .try_recv()
                         .map(Msg::Control)
@@ -234,7 +242,12 @@ impl Writer {
                         Ok(msg) => stop |= self.apply(msg),
                         Err(_) => break,
                     }
+                    applied += 1;
                 }
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .messages
+                    .fetch_add(applied as u64, Ordering::Relaxed);
             }
             let now_ms = self.clock.now_ms();
             if now_ms >= next_scan_ms {
@@ -502,7 +515,9 @@ impl Writer {
                 next.settings = self.settings.clone();
                 next.config_text = Bytes::from(self.config.properties_text());
             }
+            next.published_ms = self.clock.now_ms();
             self.published.store(Arc::new(next));
+            self.stats.publications.fetch_add(1, Ordering::Relaxed);
         }
         for (reply, outcome) in self.replies.drain(..) {
             let _ = reply.send(outcome);

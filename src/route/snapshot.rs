@@ -150,6 +150,8 @@ pub struct Snapshot {
     pub settings: Arc<Settings>,
     /// GET_NAMESRV_CONFIG body.
     pub config_text: Bytes,
+    /// When the writer published it, on the monotonic clock.
+    pub published_ms: u64,
 }
 
 impl Default for Snapshot {
@@ -161,6 +163,7 @@ impl Default for Snapshot {
             kv: Arc::default(),
             settings: Arc::default(),
             config_text: Bytes::new(),
+            published_ms: 0,
         }
     }
 }
@@ -207,6 +210,7 @@ impl Snapshot {
             kv: self.kv.clone(),
             settings: self.settings.clone(),
             config_text: self.config_text.clone(),
+            published_ms: self.published_ms,
         }
     }
 }

@@ -8,6 +8,8 @@
 
 use super::dispatch::{self, Handled};
 use super::ShardCtx;
+use crate::metrics;
+use crate::protocol::codes::request::GET_ROUTEINFO_BY_TOPIC;
 use crate::protocol::frame::{self, FrameError, FRAME_SIZE_MAX};
 use crate::route::ConnId;
 use bytes::BytesMut;
@@ -131,8 +133,17 @@ async fn read_loop(
             if f.header.is_response() {
                 continue; // a reply to a request we never sent (§7)
             }
+            let code = f.header.code;
+            let started = std::time::Instant::now();
             match dispatch::handle(ctx, conn, f) {
-                Handled::Now(Some(bytes)) => outbox.push(&bytes),
+                Handled::Now(Some(bytes)) => {
+                    outbox.push(&bytes);
+                    ctx.stats.request(code, metrics::is_success(&bytes));
+                    if code == GET_ROUTEINFO_BY_TOPIC {
+                        ctx.stats
+                            .lookup_latency(started.elapsed().as_nanos() as u64);
+                    }
+                }
                 Handled::Now(None) => {}
                 Handled::Later(pending) => {
                     conn.in_flight.set(conn.in_flight.get() + 1);
@@ -141,6 +152,7 @@ async fn read_loop(
                     spawn_local(async move {
                         if let Some(bytes) = pending.reply().await {
                             outbox.push(&bytes);
+                            ctx.stats.request(code, metrics::is_success(&bytes));
                         }
                         conn.in_flight.set(conn.in_flight.get() - 1);
                         ctx.stats.in_flight.fetch_sub(1, Ordering::Relaxed);

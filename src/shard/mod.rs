@@ -6,6 +6,7 @@ pub mod conn;
 pub mod dispatch;
 
 use crate::clock::Clock;
+use crate::metrics::ShardStats;
 use crate::protocol::frame::FrameError;
 use crate::route::snapshot::Snapshot;
 use crate::route::ConnId;
@@ -19,7 +20,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::Cell;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,20 +32,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// After a stop, how long a shard waits for the writer to answer what is
 /// in flight before its connections close.
 const DRAIN_MAX: Duration = Duration::from_secs(2);
-
-/// Counters of one shard, written only by it, summed when read.
-#[derive(Default, Debug)]
-pub struct ShardStats {
-    pub connections: AtomicUsize,
-    pub accepted: AtomicU64,
-    pub refused_over_cap: AtomicU64,
-    pub accept_errors: AtomicU64,
-    pub broken_frames: AtomicU64,
-    pub busy: AtomicU64,
-    pub idle_closed: AtomicU64,
-    /// Writer-bound requests not answered yet.
-    pub in_flight: AtomicUsize,
-}
 
 /// What every shard shares; cloned into each executor.
 #[derive(Clone)]
@@ -111,7 +98,7 @@ impl ShardCtx {
     /// Counts a broken frame; logs the first per shard at warn, later ones
     /// at debug (once per cause is enough to diagnose a misbehaving peer).
     pub fn broken_frame(&self, e: &FrameError, stream: &TcpStream) {
-        self.stats.broken_frames.fetch_add(1, Ordering::Relaxed);
+        self.stats.broken_frame(e);
         let peer = stream
             .peer_addr()
             .map(|a| a.to_string())

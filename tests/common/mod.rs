@@ -49,6 +49,7 @@ pub fn test_config(dir: &Path) -> Config {
         ("bindAddress", "127.0.0.1"),
         ("listenPort", "0"),
         ("shardCount", "2"),
+        ("httpListenPort", "0"),
     ] {
         c.set(k, v).unwrap();
     }
@@ -334,6 +335,8 @@ pub fn binary(dir: &Path, extra: &[&str]) -> std::process::Command {
         "0",
         "--shardCount",
         "2",
+        "--httpListenPort",
+        "0",
     ])
     .arg("--kvConfigPath")
     .arg(dir.join("kvConfig.json"))
@@ -345,4 +348,28 @@ pub fn binary(dir: &Path, extra: &[&str]) -> std::process::Command {
     .env("HOME", dir)
     .env("RUST_LOG", "warn");
     cmd
+}
+
+/// A port that was free a moment ago (for the HTTP side, whose 0 means off).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A GET over plain HTTP/1.1: (status code, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
 }

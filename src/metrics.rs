@@ -1,0 +1,318 @@
+//! Counters. Each shard writes only its own `ShardStats` (its own
+//! allocation, aligned apart, relaxed atomics), so the lookup path touches
+//! no shared cache line; a scrape sums them (`render`).
+
+use crate::protocol::codes::request;
+use crate::protocol::frame::FrameError;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Request codes counted by name; everything else is "other".
+pub const CODES: [i32; 23] = [
+    request::PUT_KV_CONFIG,
+    request::GET_KV_CONFIG,
+    request::DELETE_KV_CONFIG,
+    request::REGISTER_BROKER,
+    request::UNREGISTER_BROKER,
+    request::GET_ROUTEINFO_BY_TOPIC,
+    request::GET_BROKER_CLUSTER_INFO,
+    request::WIPE_WRITE_PERM_OF_BROKER,
+    request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+    request::DELETE_TOPIC_IN_NAMESRV,
+    request::REGISTER_TOPIC_IN_NAMESRV,
+    request::GET_KVLIST_BY_NAMESPACE,
+    request::GET_TOPICS_BY_CLUSTER,
+    request::GET_SYSTEM_TOPIC_LIST_FROM_NS,
+    request::GET_UNIT_TOPIC_LIST,
+    request::GET_HAS_UNIT_SUB_TOPIC_LIST,
+    request::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST,
+    request::UPDATE_NAMESRV_CONFIG,
+    request::GET_NAMESRV_CONFIG,
+    request::QUERY_DATA_VERSION,
+    request::ADD_WRITE_PERM_OF_BROKER,
+    request::GET_BROKER_MEMBER_GROUP,
+    request::BROKER_HEARTBEAT,
+];
+const CODE_SLOTS: usize = CODES.len() + 1;
+
+pub const BROKEN_REASONS: [&str; 7] = [
+    "negative_length",
+    "too_long",
+    "tls_client_hello",
+    "bad_header_length",
+    "bad_serialize_type",
+    "bad_json_header",
+    "bad_binary_header",
+];
+
+/// Upper bounds of the lookup latency buckets, in microseconds.
+pub const LATENCY_BUCKETS_US: [u64; 13] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000,
+];
+
+fn slot(code: i32) -> usize {
+    CODES.iter().position(|&c| c == code).unwrap_or(CODES.len())
+}
+
+#[derive(Default, Debug)]
+#[repr(align(128))]
+pub struct ShardStats {
+    pub connections: AtomicUsize,
+    pub accepted: AtomicU64,
+    pub refused_over_cap: AtomicU64,
+    pub accept_errors: AtomicU64,
+    pub busy: AtomicU64,
+    pub idle_closed: AtomicU64,
+    /// Writer-bound requests not answered yet.
+    pub in_flight: AtomicUsize,
+    requests: [AtomicU64; CODE_SLOTS],
+    errors: [AtomicU64; CODE_SLOTS],
+    broken: [AtomicU64; BROKEN_REASONS.len()],
+    lookup_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    lookup_ns_sum: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl ShardStats {
+    /// One answered request: its code, and whether the reply was SUCCESS.
+    pub fn request(&self, code: i32, success: bool) {
+        bump(&self.requests[slot(code)]);
+        if !success {
+            bump(&self.errors[slot(code)]);
+        }
+    }
+
+    pub fn broken_frame(&self, e: &FrameError) {
+        let i = BROKEN_REASONS
+            .iter()
+            .position(|r| *r == e.reason())
+            .unwrap_or(0);
+        bump(&self.broken[i]);
+    }
+
+    pub fn broken_frames(&self) -> u64 {
+        self.broken.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn lookup_latency(&self, ns: u64) {
+        let us = ns / 1_000;
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&b| us < b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        bump(&self.lookup_buckets[i]);
+        self.lookup_ns_sum.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+/// Whether a reply frame carries code 0: its JSON header starts
+/// `{"code":0,`.
+pub fn is_success(frame: &[u8]) -> bool {
+    frame.get(8..18) == Some(b"{\"code\":0,".as_slice())
+}
+
+/// Writer-side figures for a scrape.
+#[derive(Default, Debug)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    pub messages: AtomicU64,
+    pub publications: AtomicU64,
+}
+
+/// What the process-wide part of a scrape shows.
+pub struct Gauges {
+    pub request_queue_depth: usize,
+    pub control_queue_depth: usize,
+    pub snapshot_version: u64,
+    pub snapshot_age_ms: u64,
+    pub broker_groups: usize,
+    pub topics: usize,
+}
+
+/// A named counter of every shard, for the flat families of a scrape.
+type ShardCounter = (&'static str, &'static str, fn(&ShardStats) -> &AtomicU64);
+
+fn sum(shards: &[&ShardStats], f: impl Fn(&ShardStats) -> u64) -> u64 {
+    shards.iter().map(|s| f(s)).sum()
+}
+
+/// Prometheus text format (version 0.0.4).
+pub fn render(shards: &[&ShardStats], writer: &WriterStats, g: &Gauges) -> String {
+    let mut out = String::with_capacity(4096);
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(
+        &mut out,
+        "rocketns_requests_total",
+        "counter",
+        "Requests answered, by request code.",
+    );
+    for (i, code) in CODES
+        .iter()
+        .map(|c| c.to_string())
+        .chain(["other".to_string()])
+        .enumerate()
+    {
+        let n = sum(shards, |s| load(&s.requests[i]));
+        let _ = writeln!(out, "rocketns_requests_total{{code=\"{code}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "rocketns_request_errors_total",
+        "counter",
+        "Replies with a code other than SUCCESS, by request code.",
+    );
+    for (i, code) in CODES
+        .iter()
+        .map(|c| c.to_string())
+        .chain(["other".to_string()])
+        .enumerate()
+    {
+        let n = sum(shards, |s| load(&s.errors[i]));
+        let _ = writeln!(out, "rocketns_request_errors_total{{code=\"{code}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "rocketns_broken_frames_total",
+        "counter",
+        "Connections closed for a broken frame, by reason.",
+    );
+    for (i, reason) in BROKEN_REASONS.iter().enumerate() {
+        let n = sum(shards, |s| load(&s.broken[i]));
+        let _ = writeln!(
+            out,
+            "rocketns_broken_frames_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    family(
+        &mut out,
+        "rocketns_connections",
+        "gauge",
+        "Open connections, by shard.",
+    );
+    for (i, s) in shards.iter().enumerate() {
+        let n = s.connections.load(Ordering::Relaxed);
+        let _ = writeln!(out, "rocketns_connections{{shard=\"{i}\"}} {n}");
+    }
+    let counters: [ShardCounter; 5] = [
+        (
+            "rocketns_connections_accepted_total",
+            "Connections accepted.",
+            |s| &s.accepted,
+        ),
+        (
+            "rocketns_connections_refused_total",
+            "Connections closed at once: shard at its cap.",
+            |s| &s.refused_over_cap,
+        ),
+        (
+            "rocketns_accept_errors_total",
+            "Failed accepts (e.g. EMFILE), each followed by a back-off.",
+            |s| &s.accept_errors,
+        ),
+        (
+            "rocketns_idle_closed_total",
+            "Connections closed after serverChannelMaxIdleTimeSeconds.",
+            |s| &s.idle_closed,
+        ),
+        (
+            "rocketns_system_busy_total",
+            "Requests refused with SYSTEM_BUSY: writer queue full.",
+            |s| &s.busy,
+        ),
+    ];
+    for (name, help, field) in counters {
+        family(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", sum(shards, |s| load(field(s))));
+    }
+    family(
+        &mut out,
+        "rocketns_lookup_latency_seconds",
+        "histogram",
+        "GET_ROUTEINFO_BY_TOPIC time from decoded request to queued reply.",
+    );
+    let mut cumulative = 0;
+    for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
+        cumulative += sum(shards, |s| load(&s.lookup_buckets[i]));
+        let le = *bound as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "rocketns_lookup_latency_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    cumulative += sum(shards, |s| {
+        load(&s.lookup_buckets[LATENCY_BUCKETS_US.len()])
+    });
+    let _ = writeln!(
+        out,
+        "rocketns_lookup_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let seconds = sum(shards, |s| load(&s.lookup_ns_sum)) as f64 / 1e9;
+    let _ = writeln!(out, "rocketns_lookup_latency_seconds_sum {seconds}");
+    let _ = writeln!(out, "rocketns_lookup_latency_seconds_count {cumulative}");
+    let writer_counters: [(&str, &str, u64); 3] = [
+        (
+            "rocketns_writer_batches_total",
+            "Batches the writer applied.",
+            load(&writer.batches),
+        ),
+        (
+            "rocketns_writer_messages_total",
+            "Messages the writer applied (messages / batches = mean batch size).",
+            load(&writer.messages),
+        ),
+        (
+            "rocketns_snapshot_publications_total",
+            "Snapshots published.",
+            load(&writer.publications),
+        ),
+    ];
+    for (name, help, n) in writer_counters {
+        family(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {n}");
+    }
+    family(
+        &mut out,
+        "rocketns_snapshot_age_seconds",
+        "gauge",
+        "Time since the snapshot was published.",
+    );
+    let _ = writeln!(
+        out,
+        "rocketns_snapshot_age_seconds {}",
+        g.snapshot_age_ms as f64 / 1e3
+    );
+    let gauges: [(&str, &str, u64); 5] = [
+        (
+            "rocketns_writer_queue_depth",
+            "Requests waiting for the writer.",
+            g.request_queue_depth as u64,
+        ),
+        (
+            "rocketns_writer_control_queue_depth",
+            "Unregistrations and closes waiting for the writer.",
+            g.control_queue_depth as u64,
+        ),
+        (
+            "rocketns_snapshot_version",
+            "Version of the published snapshot.",
+            g.snapshot_version,
+        ),
+        (
+            "rocketns_broker_groups",
+            "Broker groups (broker names) registered.",
+            g.broker_groups as u64,
+        ),
+        ("rocketns_topics", "Topics with a route.", g.topics as u64),
+    ];
+    for (name, help, n) in gauges {
+        family(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {n}");
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! The HTTP side: Prometheus metrics that move with traffic, health and
+//! readiness probes.
+
+mod common;
+use common::*;
+use rocketns::protocol::frame;
+
+/// Parses Prometheus text: every line is a comment or `name{labels} value`.
+fn samples(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            assert!(name.chars().next().unwrap().is_ascii_alphabetic(), "{l:?}");
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+fn value(text: &str, name: &str) -> f64 {
+    samples(text)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .1
+}
+
+#[test]
+fn metrics_parse_and_move_with_traffic() {
+    let port = free_port().to_string();
+    let s = TestServer::with(&[("httpListenPort", &port)]);
+    let http = s.server.http_addr().unwrap();
+    let (code, before) = http_get(http, "/metrics");
+    assert_eq!(code, 200);
+    let routes = "rocketns_requests_total{code=\"105\"}";
+    assert_eq!(value(&before, routes), 0.0);
+    let mut c = s.client();
+    BROKER_A.register(&mut c, &version(1), &[topic("A", 1, 6), topic("B", 1, 6)]);
+    for _ in 0..5 {
+        c.call(&frame::request(105, 1, 0, &[("topic", "A")], b""));
+    }
+    c.call(&frame::request(105, 1, 0, &[("topic", "nope")], b""));
+    let mut bad = s.client();
+    bad.send(&[0xff, 0xff, 0xff, 0xff]);
+    assert!(bad.is_closed());
+    let (_, after) = http_get(http, "/metrics");
+    assert_eq!(value(&after, routes), 6.0);
+    assert_eq!(
+        value(&after, "rocketns_request_errors_total{code=\"105\"}"),
+        1.0
+    );
+    assert_eq!(value(&after, "rocketns_requests_total{code=\"103\"}"), 1.0);
+    assert_eq!(value(&after, "rocketns_topics"), 2.0);
+    assert_eq!(value(&after, "rocketns_broker_groups"), 1.0);
+    assert_eq!(value(&after, "rocketns_lookup_latency_seconds_count"), 6.0);
+    assert_eq!(
+        value(
+            &after,
+            "rocketns_broken_frames_total{reason=\"negative_length\"}"
+        ),
+        1.0
+    );
+    assert!(value(&after, "rocketns_snapshot_version") >= 2.0);
+    assert!(value(&after, "rocketns_writer_batches_total") >= 1.0);
+    assert!(
+        value(&after, "rocketns_connections{shard=\"0\"}")
+            + value(&after, "rocketns_connections{shard=\"1\"}")
+            >= 1.0
+    );
+}
+
+#[test]
+fn health_and_readiness() {
+    let port = free_port().to_string();
+    let keys = [
+        ("httpListenPort", port.as_str()),
+        ("needWaitForService", "true"),
+        ("waitSecondsForService", "10"),
+    ];
+    let s = TestServer::with(&keys);
+    let http = s.server.http_addr().unwrap();
+    assert_eq!(http_get(http, "/healthz").0, 200);
+    let (code, body) = http_get(http, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    s.clock.advance_ms(10_000);
+    assert_eq!(http_get(http, "/readyz"), (200, "ready\n".to_string()));
+    assert_eq!(http_get(http, "/nothing").0, 404);
+}
