@@ -236,6 +236,10 @@ pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// Keys from the file that rocketns does not know, kept as Java keeps them.
     unknown: BTreeMap<String, String>,
+    /// Defaults with the user's home filled in; an empty value restores them.
+    defaults: BTreeMap<&'static str, String>,
+    /// Known keys set from the file or the command line.
+    explicit: std::collections::BTreeSet<&'static str>,
     pub config_file: Option<PathBuf>,
 }
 
@@ -253,8 +257,10 @@ impl Config {
         );
         values.insert("clientCallbackExecutorThreads", cpus.to_string());
         Config {
+            defaults: values.clone(),
             values,
             unknown: BTreeMap::new(),
+            explicit: Default::default(),
             config_file: None,
         }
     }
@@ -267,8 +273,10 @@ impl Config {
             return Ok(());
         };
         let value = value.trim();
+        self.explicit.insert(key.name);
         if value.is_empty() {
-            self.values.insert(key.name, key.default.to_string());
+            self.values
+                .insert(key.name, self.defaults[key.name].clone());
             return Ok(());
         }
         let ok = match key.kind {
@@ -293,6 +301,15 @@ impl Config {
 
     pub fn unknown_keys(&self) -> impl Iterator<Item = &String> {
         self.unknown.keys()
+    }
+
+    /// Java keys that were set but that rocketns has no use for (thread
+    /// pools, Netty buffers, ...): accepted, listed, and warned about.
+    pub fn unused_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.explicit
+            .iter()
+            .copied()
+            .filter(|k| find_key(k).is_some_and(|k| !k.used))
     }
 
     pub fn str(&self, name: &str) -> &str {
@@ -547,6 +564,13 @@ mod tests {
         assert!(!c.bool("enableAllTopicList"));
         c.set("listenPort", "").unwrap();
         assert_eq!(c.str("listenPort"), "9876");
+        c.set("kvConfigPath", "").unwrap();
+        assert_eq!(c.str("kvConfigPath"), "/h/namesrv/kvConfig.json");
+        c.set("serverWorkerThreads", "4").unwrap();
+        assert_eq!(
+            c.unused_keys().collect::<Vec<_>>(),
+            vec!["serverWorkerThreads"]
+        );
         c.set("someFutureKey", "v").unwrap();
         assert_eq!(c.unknown_keys().count(), 1);
     }

@@ -83,6 +83,9 @@ fn main() -> ExitCode {
     for key in config.unknown_keys() {
         log::warn!("config key {key} is not known to rocketns and is ignored");
     }
+    for key in config.unused_keys() {
+        log::warn!("config key {key} is a Java NameServer key rocketns does not use; ignored");
+    }
     for line in config.print_lines() {
         log::info!("{line}");
     }

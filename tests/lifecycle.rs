@@ -215,3 +215,75 @@ fn idle_connections_are_closed() {
         17
     );
 }
+
+/// A connection over the shard's cap is closed at once; the others and
+/// later ones are served.
+#[test]
+fn connections_over_the_cap_are_refused() {
+    let s = TestServer::with(&[("shardCount", "1"), ("connectionsMaxPerShard", "2")]);
+    let mut a = s.client();
+    let mut b = s.client();
+    assert_eq!(
+        Reply::parse(&a.call(&frame::request(105, 1, 0, &[("topic", "T")], b""))).code(),
+        17
+    );
+    assert_eq!(
+        Reply::parse(&b.call(&frame::request(105, 1, 0, &[("topic", "T")], b""))).code(),
+        17
+    );
+    let mut c = s.client();
+    assert!(c.is_closed(), "third connection served over the cap");
+    drop(a);
+    assert!(eventually(|| {
+        let mut d = s.client();
+        d.send(&frame::request(105, 1, 0, &[("topic", "T")], b""));
+        d.recv().is_some()
+    }));
+}
+
+/// EMFILE on accept backs off and never stops the listener.
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_the_listener() {
+    let dir = TempDir::new();
+    let mut cmd = binary(&dir.0, &[]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    // SAFETY: setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 96,
+                rlim_max: 96,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let boot = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .find_map(|l| l.ok().filter(|l| l.contains("boot success")))
+        .expect("boot line");
+    let addr: std::net::SocketAddr = boot.rsplit(' ').next().unwrap().parse().unwrap();
+    // Each accepted connection costs the server two descriptors.
+    let flood: Vec<_> = (0..80)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(flood);
+    let served = eventually(|| {
+        let Ok(stream) = std::net::TcpStream::connect(addr) else {
+            return false;
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut c = Client { stream, opaque: 0 };
+        c.send(&frame::request(105, 1, 0, &[("topic", "T")], b""));
+        c.recv().is_some()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(served, "listener stopped after EMFILE");
+}
