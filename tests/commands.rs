@@ -379,4 +379,11 @@ fn namesrv_config_get_update_and_black_list() {
     );
     let stored = std::fs::read_to_string(s.dir.0.join("namesrv/namesrv.properties")).unwrap();
     assert_eq!(stored, after);
+    // Java RequestProcessorTest: a body that is no sensible properties text
+    // is still SUCCESS, unknown keys ignored.
+    assert_bytes(
+        &update(&mut c, "{key=value}"),
+        &golden_frame("success_plain.txt"),
+    );
+    assert_eq!(text(&mut c), after);
 }

@@ -213,3 +213,78 @@ fn topic_limit_refuses_the_whole_registration() {
     assert_eq!(t.topic_count(), 0);
     assert!(t.brokers().is_empty());
 }
+
+/// Java RouteInfoManagerTest: the same address live in two clusters keeps
+/// a DataVersion per (cluster, address), and unregistering one leaves the
+/// other.
+#[test]
+fn the_same_address_in_two_clusters_is_two_brokers() {
+    let mut t = table();
+    t.register(reg("a:1", 0, 10, TOPICS, 1), 0);
+    let mut other = reg("a:1", 0, 20, TOPICS, 1);
+    other.cluster = "c2".into();
+    other.name = "broker-b".into();
+    t.register(other, 0);
+    assert_eq!(t.live("c", "a:1").unwrap().data_version.counter, 10);
+    assert_eq!(t.live("c2", "a:1").unwrap().data_version.counter, 20);
+    let mut u = unreg("a:1", 0);
+    u.cluster = "c2".into();
+    u.name = "broker-b".into();
+    t.unregister(&u, 10);
+    assert!(t.live("c2", "a:1").is_none());
+    assert!(t.live("c", "a:1").is_some());
+    assert!(t.brokers().contains_key("broker-a"));
+}
+
+/// Java RouteInfoManagerNewTest (order topics, acting master on): a topic
+/// registered by a slave only shows the slave as id 0, not writable; the
+/// master's registration makes it writable again.
+#[test]
+fn slave_only_registration_is_read_only_until_the_master_comes() {
+    let mut t = RouteTable::new(
+        Limits::default(),
+        RouteSettings {
+            support_acting_master: true,
+            ..Default::default()
+        },
+    );
+    let mut s = reg("s:1", 1, 1, TOPICS, 2);
+    s.acting_master = Some(true);
+    t.register(s, 0);
+    assert_eq!(perm(&t, "T"), 4);
+    let route = encode::assemble(&t, "T", None).unwrap();
+    assert_eq!(
+        route.broker_datas[0]
+            .broker_addrs
+            .get(&0)
+            .map(String::as_str),
+        Some("s:1")
+    );
+    let mut m = reg("m:1", 0, 1, TOPICS, 1);
+    m.acting_master = Some(true);
+    t.register(m, 10);
+    assert_eq!(perm(&t, "T"), 6);
+    let route = encode::assemble(&t, "T", None).unwrap();
+    assert_eq!(route.broker_datas[0].broker_addrs.len(), 2);
+}
+
+/// Java RouteInfoManagerNewTest: master and slave on separate connections;
+/// closing the master's leaves only id 1, closing the slave's removes the
+/// topic.
+#[test]
+fn connection_loss_of_master_then_slave() {
+    let mut t = table();
+    t.register(reg("m:1", 0, 1, TOPICS, 1), 0);
+    t.register(reg("s:1", 1, 1, TOPICS, 2), 0);
+    for u in t.closed(1, 10) {
+        t.unregister(&u, 10);
+    }
+    let ids: Vec<i64> = t.brokers()["broker-a"].addrs.keys().copied().collect();
+    assert_eq!(ids, vec![1]);
+    assert!(t.topic("T").is_some());
+    for u in t.closed(2, 20) {
+        t.unregister(&u, 20);
+    }
+    assert!(t.topic("T").is_none());
+    assert!(t.brokers().is_empty());
+}

@@ -356,6 +356,16 @@ mod tests {
         assert_eq!(plain.filter_servers, Some(vec!["f:1".to_string()]));
     }
 
+    /// Java RegisterBrokerBodyTest: 10,000 topics survive the compressed form.
+    #[test]
+    fn ten_thousand_compressed_topics() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("topic-{i}")).collect();
+        let topics: Vec<(&str, TopicConfig)> = names.iter().map(|n| topic(n, 8)).collect();
+        let zipped = encode_register_compressed(&DataVersion::default(), &topics, &[], true);
+        let got = decode_register(Some(&zipped), 413, true).unwrap();
+        assert_eq!(got.topics.len(), 10_000);
+    }
+
     #[test]
     fn old_brokers_send_a_bare_wrapper_with_defaults() {
         let body = br#"{"dataVersion":{"counter":1,"timestamp":2},"topicConfigTable":{"T":{"topicName":"T"}}}"#;

@@ -195,6 +195,23 @@ mod tests {
         assert!(frame.body.is_none());
     }
 
+    /// Java RemotingCommandTest: the header-length word for JSON 261 and
+    /// ROCKETMQ 16 777 215.
+    #[test]
+    fn header_length_words() {
+        let mut out = Vec::new();
+        write_frame(&mut out, SerializeType::Json, &[b' '; 261], b"");
+        assert_eq!(&out[4..8], &[0x00, 0x00, 0x01, 0x05]);
+        let mut out = Vec::new();
+        write_frame(
+            &mut out,
+            SerializeType::RocketMq,
+            &vec![0u8; 16_777_215],
+            b"",
+        );
+        assert_eq!(&out[4..8], &[0x01, 0xFF, 0xFF, 0xFF]);
+    }
+
     #[test]
     fn limit_counts_the_length_prefix() {
         let at_limit = ((FRAME_SIZE_MAX - 4) as u32).to_be_bytes();

@@ -377,6 +377,17 @@ mod tests {
         assert_eq!(back.version, 479);
     }
 
+    /// Java RocketMQSerializableTest: no remark, no ext fields = 21 bytes,
+    /// decoding to null remark and null ext.
+    #[test]
+    fn empty_binary_header_is_21_bytes() {
+        let mut out = Vec::new();
+        write_binary(&mut out, &Header::default());
+        assert_eq!(out.len(), 21);
+        let back = decode_binary(&out).unwrap();
+        assert_eq!((back.remark, back.ext), (None, None));
+    }
+
     #[test]
     fn binary_header_lengths_past_the_end_are_errors() {
         let mut out = Vec::new();
