@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 /// Java's hard-coded listen backlog (DECISIONS 16).
 const LISTEN_BACKLOG: i32 = 1024;
+/// Expired-broker connections a shard may have waiting to be closed.
+const CLOSE_QUEUE_MAX: usize = 1024;
 /// Messages the writer takes per batch before publishing.
 const WRITER_BATCH_MAX: usize = 1024;
 
@@ -177,12 +179,16 @@ impl Server {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let control_capacity =
             settings.connections_max_per_shard * shard_count + settings.unregister_queue_capacity;
+        let (closers, close_rxs): (Vec<_>, Vec<_>) = (0..shard_count)
+            .map(|_| crossbeam_channel::bounded(CLOSE_QUEUE_MAX))
+            .unzip();
         let writer = writer::spawn(
             WriterConfig {
                 batch_max: WRITER_BATCH_MAX,
                 control_queue_capacity: control_capacity,
                 config,
                 kv,
+                closers,
             },
             clock.clone(),
             snapshot.clone(),
@@ -209,12 +215,20 @@ impl Server {
             probe: None,
         };
         let cpus = pinned_cpus(settings.pin_shards, shard_count);
-        for id in 0..shard_count {
+        for (id, close_rx) in close_rxs.into_iter().enumerate() {
             let fd: OwnedFd = listener.as_fd().try_clone_to_owned()?;
             let stats = Arc::new(ShardStats::default());
             let (stop_tx, stop_rx) = oneshot::channel();
             let cpu = cpus.as_ref().map(|c| c[id % c.len()]);
-            let handle = shard::spawn(id, fd, shared.clone(), stats.clone(), cpu, stop_rx)?;
+            let handle = shard::spawn(
+                id,
+                fd,
+                shared.clone(),
+                stats.clone(),
+                cpu,
+                stop_rx,
+                close_rx,
+            )?;
             server.shards.push((handle, stop_tx));
             server.stats.push(stats);
         }

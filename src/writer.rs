@@ -124,6 +124,8 @@ pub struct WriterConfig {
     pub config: Config,
     /// The KV store as loaded at start.
     pub kv: Kv,
+    /// Per shard: connections the writer wants closed (expired brokers).
+    pub closers: Vec<Sender<ConnId>>,
 }
 
 pub struct WriterHandle {
@@ -174,6 +176,7 @@ pub fn spawn(
         notifier: Notifier::spawn()?,
         settings: Arc::new(settings),
         batch_max: config.batch_max,
+        closers: config.closers,
         config: config.config,
         requests: req_rx,
         control: ctl_rx,
@@ -208,6 +211,7 @@ struct Writer {
     persister: Persister,
     notifier: Notifier,
     stats: Arc<WriterStats>,
+    closers: Vec<Sender<ConnId>>,
     batch_max: usize,
     requests: Receiver<Request>,
     control: Receiver<Control>,
@@ -489,7 +493,14 @@ impl Writer {
                 unreg.addr,
                 unreg.name
             );
+            let conn = self.table.live(&unreg.cluster, &unreg.addr).map(|l| l.conn);
             self.table.unregister(&unreg, now_ms);
+            // Java closes the expired broker's channel too.
+            if let Some(conn) = conn {
+                if let Some(closer) = self.closers.get((conn >> 48) as usize) {
+                    let _ = closer.try_send(conn);
+                }
+            }
         }
         self.closed
             .retain(|_, closed_ms| closed_ms.saturating_add(CLOSED_CONN_MEMORY_MS) > now_ms);

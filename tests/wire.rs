@@ -314,6 +314,12 @@ fn expiry_follows_the_injected_clock() {
     )
     .code()
         == 17));
+    // As Java, the expired broker's connection is closed; the client's is not.
+    assert!(broker.is_closed(), "expired broker's connection still open");
+    assert_eq!(
+        Reply::parse(&c.call(&route_request("TopicTest", 479))).code(),
+        17
+    );
 }
 
 #[test]

@@ -35,14 +35,18 @@ const IN_FLIGHT_MAX: usize = 64;
 
 pub struct Conn {
     pub id: ConnId,
+    pub fd: std::os::fd::RawFd,
     broker: Cell<bool>,
     in_flight: Cell<usize>,
 }
 
 impl Conn {
-    /// This connection registered a broker: its close must reach the writer.
     pub fn mark_broker(&self) {
         self.broker.set(true);
+    }
+
+    pub fn is_broker(&self) -> bool {
+        self.broker.get()
     }
 }
 
@@ -104,6 +108,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
     let write_stream = unsafe { TcpStream::from_raw_fd(write_fd) };
     let conn = Rc::new(Conn {
         id,
+        fd,
         broker: Cell::new(false),
         in_flight: Cell::new(0),
     });
@@ -119,6 +124,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
         ctx.send_closed(conn.id);
     }
     writer.await;
+    ctx.untrack_broker(conn.id);
 }
 
 async fn read_loop(

@@ -334,7 +334,7 @@ fn register(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
         body,
         conn: conn.id,
     };
-    conn.mark_broker();
+    ctx.track_broker(conn);
     let stamp_ms = ctx.clock.now_ms();
     to_writer(
         ctx,

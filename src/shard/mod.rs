@@ -13,11 +13,13 @@ use crate::route::ConnId;
 use crate::server::Settings;
 use crate::writer::{Control, Request};
 use arc_swap::ArcSwap;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use futures_channel::oneshot;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::RawFd;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -29,6 +31,8 @@ use std::time::Duration;
 const IO_MEMORY_BYTES: usize = 64 * 1024;
 /// Pause after an accept error such as EMFILE before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+/// How often a shard looks for connections the writer wants closed.
+const CLOSE_POLL: Duration = Duration::from_millis(250);
 /// After a stop, how long a shard waits for the writer to answer what is
 /// in flight before its connections close.
 const DRAIN_MAX: Duration = Duration::from_secs(2);
@@ -55,6 +59,8 @@ pub struct ShardCtx {
     next_conn: Cell<u64>,
     pub stats: Arc<ShardStats>,
     warned_broken: Cell<bool>,
+    /// Connections that registered a broker, so the writer can close them.
+    broker_fds: RefCell<HashMap<ConnId, RawFd>>,
 }
 
 impl ShardCtx {
@@ -67,6 +73,30 @@ impl ShardCtx {
     pub fn waiting_for_service(&self, s: &Settings) -> bool {
         s.need_wait_for_service
             && self.clock.now_ms() < self.started_ms + s.wait_seconds_for_service * 1000
+    }
+
+    /// This connection registered a broker: its close must reach the
+    /// writer, and the writer may close it when the broker expires.
+    pub fn track_broker(&self, conn: &conn::Conn) {
+        if !conn.is_broker() {
+            conn.mark_broker();
+            self.broker_fds.borrow_mut().insert(conn.id, conn.fd);
+        }
+    }
+
+    pub fn untrack_broker(&self, conn: ConnId) {
+        self.broker_fds.borrow_mut().remove(&conn);
+    }
+
+    /// Shuts down the connections the writer asked to close.
+    fn close_requested(&self, requests: &Receiver<ConnId>) {
+        for conn in requests.try_iter() {
+            if let Some(fd) = self.broker_fds.borrow().get(&conn) {
+                // SAFETY: the fd belongs to a live connection of this shard:
+                // entries leave the map before their connection's fds close.
+                unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+            }
+        }
     }
 
     pub fn count_busy(&self, busy: bool) {
@@ -120,6 +150,7 @@ pub fn spawn(
     stats: Arc<ShardStats>,
     cpu: Option<usize>,
     stop: oneshot::Receiver<()>,
+    close_requests: Receiver<ConnId>,
 ) -> std::io::Result<glommio::ExecutorJoinHandle<()>> {
     let placement = match cpu {
         Some(cpu) => Placement::Fixed(cpu),
@@ -128,7 +159,7 @@ pub fn spawn(
     LocalExecutorBuilder::new(placement)
         .name(&format!("rocketns-shard-{id}"))
         .io_memory(IO_MEMORY_BYTES)
-        .spawn(move || accept_loop(id, listener, shared, stats, stop))
+        .spawn(move || accept_loop(id, listener, shared, stats, stop, close_requests))
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
@@ -138,6 +169,7 @@ async fn accept_loop(
     shared: Shared,
     stats: Arc<ShardStats>,
     mut stop: oneshot::Receiver<()>,
+    close_requests: Receiver<ConnId>,
 ) {
     // SAFETY: the fd is a listening TCP socket this shard now owns.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
@@ -152,7 +184,16 @@ async fn accept_loop(
         next_conn: Cell::new(1),
         stats,
         warned_broken: Cell::new(false),
+        broker_fds: RefCell::new(HashMap::new()),
     });
+    let closer_ctx = ctx.clone();
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(CLOSE_POLL).await;
+            closer_ctx.close_requested(&close_requests);
+        }
+    })
+    .detach();
     let cap = ctx.settings.connections_max_per_shard;
     let mut warned_accept = false;
     loop {
