@@ -221,6 +221,9 @@ pub const KEYS: &[Key] = &[
     key("connectionsMaxPerShard", Int, Rocketns, "20000", true),
     key("brokerGroupsMax", Int, Rocketns, "4096", true),
     key("topicsMax", Int, Rocketns, "1000000", true),
+    key("adminAllowedSources", Str, Rocketns, "", true),
+    key("nsaddrList", Str, Rocketns, "", true),
+    key("nsaddrDnsName", Str, Rocketns, "", true),
 ];
 
 /// NettyClientConfig also declares these two (same key, same value); `-p`
@@ -285,6 +288,10 @@ impl Config {
             Int => value.parse::<i32>().is_ok(),
             Long => value.parse::<i64>().is_ok(),
         };
+        if key.name == "adminAllowedSources" {
+            crate::acl::AdminAcl::parse(value)
+                .map_err(|e| format!("invalid value for {name}: {e}"))?;
+        }
         if !ok {
             let kind = format!("{:?}", key.kind).to_lowercase();
             return Err(format!(
@@ -364,6 +371,18 @@ impl Config {
             wait_seconds_for_service: n("waitSecondsForService"),
             order_message_enable: self.bool("orderMessageEnable"),
             return_order_topic_config_to_broker: self.bool("returnOrderTopicConfigToBroker"),
+            admin_acl: crate::acl::AdminAcl::parse(self.str("adminAllowedSources"))
+                .unwrap_or_default(),
+            nsaddr_list: self
+                .str("nsaddrList")
+                .split([';', ','])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            nsaddr_dns_name: Some(self.str("nsaddrDnsName").trim())
+                .filter(|s| !s.is_empty())
+                .map(String::from),
             kv_config_path: Some(PathBuf::from(self.str("kvConfigPath"))),
             config_store_path: Some(PathBuf::from(self.str("configStorePath"))),
             limits: crate::route::table::Limits {
@@ -381,11 +400,15 @@ impl Config {
 }
 
 /// Keys UPDATE_NAMESRV_CONFIG can never change, whatever `configBlackList`
-/// says: they name files (CVE-2023-37582 wrote a crontab through them).
+/// says: they name files (CVE-2023-37582 wrote a crontab through them), or
+/// guard who may change state, or tell brokers where NameServers are.
 const PATH_KEYS: &[&str] = &[
+    "adminAllowedSources",
     "configBlackList",
     "configStorePath",
     "kvConfigPath",
+    "nsaddrDnsName",
+    "nsaddrList",
     "rocketmqHome",
 ];
 

@@ -1,6 +1,6 @@
-//! The HTTP side (DECISIONS 6): read-only `/metrics`, `/healthz` and
-//! `/readyz` on `httpListenPort` (0 turns it off), same address as the
-//! remoting port. Plain blocking threads: scrapes are rare, and nothing
+//! The HTTP side (DECISIONS 6): read-only `/metrics`, `/healthz`,
+//! `/readyz` and the address server's `/rocketmq/nsaddr` on
+//! `httpListenPort` (0 turns it off), same address as the remoting port. Plain blocking threads: scrapes are rare, and nothing
 //! here shares a core's executor.
 
 use std::io::{Read, Write};
@@ -19,6 +19,37 @@ pub trait Status: Send + Sync + 'static {
     fn metrics(&self) -> String;
     /// `Err(reason)` while routes should not be served yet.
     fn ready(&self) -> Result<(), String>;
+    /// The NameServer list for `/rocketmq/nsaddr`; `None` when neither
+    /// `nsaddrList` nor `nsaddrDnsName` is set.
+    fn nsaddr(&self) -> Option<Result<String, String>>;
+}
+
+/// What Java's address-server client (`TopAddressing`) reads: `host:port`
+/// entries joined by `;`. `list` wins; otherwise every address `dns_name`
+/// resolves to (a headless Service lists only ready pods), at `port`,
+/// sorted so that every NameServer answers the same text.
+pub fn nsaddr_text(
+    list: &[String],
+    dns_name: Option<&str>,
+    port: u16,
+) -> Option<Result<String, String>> {
+    use std::net::ToSocketAddrs;
+    if !list.is_empty() {
+        return Some(Ok(list.join(";")));
+    }
+    let name = dns_name?;
+    let resolved = (name, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {name}: {e}"));
+    Some(resolved.and_then(|addrs| {
+        let mut addrs: Vec<String> = addrs.map(|a| a.to_string()).collect();
+        addrs.sort();
+        addrs.dedup();
+        if addrs.is_empty() {
+            return Err(format!("{name} resolves to no address"));
+        }
+        Ok(addrs.join(";"))
+    }))
 }
 
 /// Serves until `stopping()` is true and `wake` unblocks the accept.
@@ -113,6 +144,15 @@ fn route(method: &str, path: &str, status: &dyn Status) -> (&'static str, &'stat
         "/readyz" => match status.ready() {
             Ok(()) => ("200 OK", TEXT, "ready\n".into()),
             Err(why) => ("503 Service Unavailable", TEXT, format!("{why}\n")),
+        },
+        "/rocketmq/nsaddr" => match status.nsaddr() {
+            Some(Ok(list)) => ("200 OK", TEXT, list),
+            Some(Err(why)) => ("503 Service Unavailable", TEXT, format!("{why}\n")),
+            None => (
+                "404 Not Found",
+                TEXT,
+                "nsaddr is not configured: set nsaddrList or nsaddrDnsName\n".into(),
+            ),
         },
         _ => ("404 Not Found", TEXT, "not found\n".into()),
     }

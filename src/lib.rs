@@ -1,5 +1,6 @@
 //! rocketns: a RocketMQ NameServer. See ARCHITECTURE.md for the map.
 
+pub mod acl;
 pub mod clock;
 pub mod config;
 pub mod http;

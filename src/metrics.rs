@@ -63,6 +63,7 @@ pub struct ShardStats {
     pub accept_errors: AtomicU64,
     pub busy: AtomicU64,
     pub idle_closed: AtomicU64,
+    pub admin_refused: AtomicU64,
     /// Writer-bound requests not answered yet.
     pub in_flight: AtomicUsize,
     requests: [AtomicU64; CODE_SLOTS],
@@ -199,7 +200,7 @@ pub fn render(shards: &[&ShardStats], writer: &WriterStats, g: &Gauges) -> Strin
         let n = s.connections.load(Ordering::Relaxed);
         let _ = writeln!(out, "rocketns_connections{{shard=\"{i}\"}} {n}");
     }
-    let counters: [ShardCounter; 5] = [
+    let counters: [ShardCounter; 6] = [
         (
             "rocketns_connections_accepted_total",
             "Connections accepted.",
@@ -224,6 +225,11 @@ pub fn render(shards: &[&ShardStats], writer: &WriterStats, g: &Gauges) -> Strin
             "rocketns_system_busy_total",
             "Requests refused with SYSTEM_BUSY: writer queue full.",
             |s| &s.busy,
+        ),
+        (
+            "rocketns_admin_refused_total",
+            "Admin requests refused: source not in adminAllowedSources.",
+            |s| &s.admin_refused,
         ),
     ];
     for (name, help, field) in counters {

@@ -48,6 +48,12 @@ pub struct Settings {
     pub wait_seconds_for_service: u64,
     pub order_message_enable: bool,
     pub return_order_topic_config_to_broker: bool,
+    /// Who may send state-changing admin requests (DECISIONS 26).
+    pub admin_acl: crate::acl::AdminAcl,
+    /// `/rocketmq/nsaddr` from configuration: these addresses, ...
+    pub nsaddr_list: Vec<String>,
+    /// ... or the ready addresses this name resolves to, at `listenPort`.
+    pub nsaddr_dns_name: Option<String>,
     /// Where the KV store lives; `None` keeps it in memory only.
     pub kv_config_path: Option<PathBuf>,
     pub config_store_path: Option<PathBuf>,
@@ -75,6 +81,9 @@ impl Default for Settings {
             wait_seconds_for_service: 45,
             order_message_enable: false,
             return_order_topic_config_to_broker: true,
+            admin_acl: Default::default(),
+            nsaddr_list: Vec::new(),
+            nsaddr_dns_name: None,
             kv_config_path: None,
             config_store_path: None,
             limits: Limits::default(),
@@ -102,6 +111,8 @@ struct Probe {
     control: crossbeam_channel::Sender<Control>,
     clock: Arc<dyn Clock>,
     started_ms: u64,
+    /// The remoting port actually bound, for `nsaddrDnsName` entries.
+    remoting_port: u16,
     stopped: AtomicBool,
 }
 
@@ -124,6 +135,12 @@ impl http::Status for Probe {
         };
         let shards: Vec<&ShardStats> = self.shards.iter().map(|s| &**s).collect();
         metrics::render(&shards, &self.writer, &gauges)
+    }
+
+    fn nsaddr(&self) -> Option<Result<String, String>> {
+        let settings = self.snapshot.load().settings.clone();
+        let name = settings.nsaddr_dns_name.as_deref();
+        http::nsaddr_text(&settings.nsaddr_list, name, self.remoting_port)
     }
 
     fn ready(&self) -> Result<(), String> {
@@ -242,6 +259,7 @@ impl Server {
                 control: server.writer.control.clone(),
                 clock: shared.clock.clone(),
                 started_ms: shared.started_ms,
+                remoting_port: server.local_addr.port(),
                 stopped: AtomicBool::new(false),
             });
             http::spawn(listener, probe.clone())?;

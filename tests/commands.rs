@@ -69,7 +69,8 @@ fn unit_topic_lists_select_by_sys_flag() {
         flagged("sub", 2),
         flagged("both", 3),
     ];
-    assert_eq!(BROKER_A.register(&mut c, &version(1), &topics).code(), 0);
+    let r = BROKER_A.register(&mut c, &version(1), &topics);
+    assert_eq!(r.code(), 0, "{:?}", r.header);
     let names = |c: &mut Client, code| {
         list(&Reply::parse(&c.call(&frame::request(
             code,
@@ -386,4 +387,55 @@ fn namesrv_config_get_update_and_black_list() {
         &golden_frame("success_plain.txt"),
     );
     assert_eq!(text(&mut c), after);
+}
+
+/// DECISIONS 26 (rocketns only, not in Java): with `adminAllowedSources`
+/// set, the state-changing admin codes from other sources get 16
+/// NO_PERMISSION; lookups, brokers' 217 and reads are served; the list can
+/// not be changed over the wire.
+#[test]
+fn admin_requests_from_sources_outside_admin_allowed_sources_are_refused() {
+    let port = common::free_port().to_string();
+    let s = TestServer::with(&[
+        ("adminAllowedSources", "10.0.0.0/8, fd00::/8"),
+        ("httpListenPort", &port),
+    ]);
+    let mut c = s.client();
+    let topics = [topic("TopicTest", 4, 6), topic("Other", 2, 6)];
+    assert_eq!(BROKER_A.register(&mut c, &version(1), &topics).code(), 0);
+    let remark = |code: i32| {
+        format!("request code {code} from 127.0.0.1 refused: source not in adminAllowedSources")
+    };
+    let put = [("namespace", "ns"), ("key", "k"), ("value", "v")];
+    type Ext<'a> = &'a [(&'a str, &'a str)];
+    let guarded: [(i32, Ext, &[u8]); 6] = [
+        (100, &put, b""),
+        (102, &put[..2], b""),
+        (205, &[("brokerName", "broker-a")], b""),
+        (327, &[("brokerName", "broker-a")], b""),
+        (216, &[("topic", "TopicTest")], b""),
+        (318, &[], b"enableAllTopicList=false"),
+    ];
+    for (code, ext, body) in guarded {
+        let got = c.call(&frame::request(code, 9, 0, ext, body));
+        let want = frame::response(16, 9, Some(&remark(code)), None, b"");
+        assert_bytes(&got, &want);
+    }
+    // Nothing changed: the route is whole, and reads and broker codes work.
+    let r = route(&mut c, "TopicTest");
+    assert_eq!(perms(&r), vec![("broker-a".to_string(), 6)]);
+    assert_eq!(Reply::parse(&kv(&mut c, 101, &put[..2])).code(), 22);
+    assert_eq!(Reply::parse(&kv(&mut c, 206, &[])).code(), 0);
+    let (_, metrics) = common::http_get(s.server.http_addr().unwrap(), "/metrics");
+    assert!(
+        metrics.contains("\nrocketns_admin_refused_total 6\n"),
+        "{metrics}"
+    );
+
+    let s = TestServer::with(&[("adminAllowedSources", "127.0.0.0/8")]);
+    let mut c = s.client();
+    assert_eq!(Reply::parse(&kv(&mut c, 100, &put)).code(), 0);
+    let lock = "adminAllowedSources=0.0.0.0/0";
+    let got = c.call(&frame::request(318, 1, 0, &[], lock.as_bytes()));
+    assert_bytes(&got, &golden_frame("config_black_list.txt"));
 }

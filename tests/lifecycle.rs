@@ -44,6 +44,13 @@ fn a_bad_value_stops_start_up_naming_the_key() {
         text.contains("scanNotActiveBrokerInterval") && text.contains("5s"),
         "{text}"
     );
+    let acl = ["--adminAllowedSources", "127.0.0.1,10.0.0.0/33"];
+    let (code, text) = output(&mut binary(&dir.0, &acl));
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("adminAllowedSources") && text.contains("10.0.0.0/33"),
+        "{text}"
+    );
     let (code, text) = output(&mut binary(&dir.0, &["--bogusFlag", "1"]));
     assert_eq!(code, 1, "usage error exits 1 like mqnamesrv: {text}");
 }

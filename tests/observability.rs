@@ -91,3 +91,37 @@ fn health_and_readiness() {
     assert_eq!(http_get(http, "/readyz"), (200, "ready\n".to_string()));
     assert_eq!(http_get(http, "/nothing").0, 404);
 }
+
+/// The address server Java brokers and clients poll when
+/// `rocketmq.namesrv.domain` is set: `/rocketmq/nsaddr`, a `;` list.
+#[test]
+fn nsaddr_serves_the_configured_list_or_the_resolved_name() {
+    let port = free_port().to_string();
+    let list = "10.0.0.1:9876; 10.0.0.2:9876";
+    let s = TestServer::with(&[("httpListenPort", &port), ("nsaddrList", list)]);
+    let http = s.server.http_addr().unwrap();
+    let got = http_get(http, "/rocketmq/nsaddr?nofix=1");
+    assert_eq!(got, (200, "10.0.0.1:9876;10.0.0.2:9876".to_string()));
+
+    let port = free_port().to_string();
+    let s = TestServer::with(&[("httpListenPort", &port), ("nsaddrDnsName", "localhost")]);
+    let (code, body) = http_get(s.server.http_addr().unwrap(), "/rocketmq/nsaddr");
+    let own = format!("127.0.0.1:{}", s.server.local_addr().port());
+    assert_eq!(code, 200, "{body}");
+    assert!(body.split(';').any(|a| a == own), "{body} lists {own}");
+
+    let port = free_port().to_string();
+    let s = TestServer::with(&[
+        ("httpListenPort", &port),
+        ("nsaddrDnsName", "no-such-host.invalid"),
+    ]);
+    let (code, body) = http_get(s.server.http_addr().unwrap(), "/rocketmq/nsaddr");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("no-such-host.invalid"), "{body}");
+
+    let port = free_port().to_string();
+    let s = TestServer::with(&[("httpListenPort", &port)]);
+    let (code, body) = http_get(s.server.http_addr().unwrap(), "/rocketmq/nsaddr");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("nsaddrList"), "{body}");
+}

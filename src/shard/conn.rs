@@ -36,6 +36,8 @@ const IN_FLIGHT_MAX: usize = 64;
 pub struct Conn {
     pub id: ConnId,
     pub fd: std::os::fd::RawFd,
+    /// The peer's address, for `adminAllowedSources`.
+    pub peer: Option<std::net::IpAddr>,
     broker: Cell<bool>,
     in_flight: Cell<usize>,
 }
@@ -109,6 +111,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
     let conn = Rc::new(Conn {
         id,
         fd,
+        peer: stream.peer_addr().ok().map(|a| a.ip()),
         broker: Cell::new(false),
         in_flight: Cell::new(0),
     });

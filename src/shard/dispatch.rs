@@ -45,6 +45,9 @@ fn npe(what: &str) -> String {
 pub fn handle(ctx: &ShardCtx, conn: &Conn, frame: Frame) -> Handled {
     let h = &frame.header;
     let reply = |bytes: Vec<u8>| Handled::Now((!h.is_oneway()).then_some(bytes));
+    if !ctx.settings.admin_acl.allows(h.code, conn.peer) {
+        return reply(ctx.refuse_admin(h.code, conn.peer, h.opaque));
+    }
     match h.code {
         req::GET_ROUTEINFO_BY_TOPIC => reply(route_info(ctx, h)),
         req::GET_BROKER_CLUSTER_INFO => {

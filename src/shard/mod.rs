@@ -125,6 +125,24 @@ impl ShardCtx {
         }
     }
 
+    /// Refuses an admin request from a source outside `adminAllowedSources`
+    /// with 16 NO_PERMISSION; counted, and logged once per shard at warn.
+    pub fn refuse_admin(&self, code: i32, peer: Option<std::net::IpAddr>, opaque: i32) -> Vec<u8> {
+        let remark = crate::acl::remark_refused(code, peer);
+        if self.stats.admin_refused.fetch_add(1, Ordering::Relaxed) == 0 {
+            log::warn!("{remark} (further refusals are counted in rocketns_admin_refused_total)");
+        } else {
+            log::debug!("{remark}");
+        }
+        crate::protocol::frame::response(
+            crate::protocol::codes::response::NO_PERMISSION,
+            opaque,
+            Some(&remark),
+            None,
+            b"",
+        )
+    }
+
     /// Counts a broken frame; logs the first per shard at warn, later ones
     /// at debug (once per cause is enough to diagnose a misbehaving peer).
     pub fn broken_frame(&self, e: &FrameError, stream: &TcpStream) {
