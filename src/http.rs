@@ -97,6 +97,32 @@ pub fn wake(addr: Option<std::net::SocketAddr>) {
     }
 }
 
+/// GETs `path` from `addr` (HOST:PORT) and returns the HTTP status: the
+/// client side of `rocketns --healthcheck`.
+pub fn probe(addr: &str, path: &str) -> Result<u16, String> {
+    use std::net::ToSocketAddrs;
+    let sock = addr
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("resolves to no address")?;
+    let mut stream = TcpStream::connect_timeout(&sock, IO_TIMEOUT).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let _ = stream.take(1024).read_to_end(&mut head);
+    let line = String::from_utf8_lossy(&head);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP reply: {:?}", line.lines().next().unwrap_or("")))
+}
+
 fn serve(mut stream: TcpStream, status: &dyn Status) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;

@@ -11,6 +11,9 @@ use std::sync::Arc;
 fn command() -> Command {
     let mut cmd = Command::new("rocketns")
         .about("A RocketMQ NameServer")
+        // The last of a repeated flag wins: a container's args can override
+        // the flags its image's entrypoint sets.
+        .args_override_self(true)
         .disable_help_flag(true)
         .disable_version_flag(true)
         .arg(
@@ -33,6 +36,14 @@ fn command() -> Command {
                 .long("namesrvAddr")
                 .value_name("ADDR")
                 .help("Name server address list, accepted and ignored as in Java"),
+        )
+        .arg(
+            Arg::new("healthcheck")
+                .long("healthcheck")
+                .value_name("HOST:PORT")
+                .num_args(0..=1)
+                .default_missing_value("127.0.0.1:8080")
+                .help("GET /healthz of a running rocketns (default 127.0.0.1:8080), exit 0 if it is healthy: a container HEALTHCHECK without a shell or curl"),
         )
         .arg(
             Arg::new("printConfigItem")
@@ -65,6 +76,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(addr) = matches.get_one::<String>("healthcheck") {
+        return match rocketns::http::probe(addr, "/healthz") {
+            Ok(200) => ExitCode::SUCCESS,
+            Ok(status) => {
+                eprintln!("http://{addr}/healthz answered {status}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("http://{addr}/healthz: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let env = env_logger::Env::default().default_filter_or("info");
     env_logger::Builder::from_env(env).init();
 

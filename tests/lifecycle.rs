@@ -30,6 +30,13 @@ fn print_config_lists_every_key_and_exits_0() {
         );
     }
     assert!(text.contains("\nlistenPort=0\n"), "flags override: {text}");
+    // A repeated flag: the last wins (container args after an entrypoint's).
+    let (code, text) = output(&mut binary(
+        &dir.0,
+        &["-p", "--listenPort", "1", "--listenPort=2"],
+    ));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("\nlistenPort=2\n"), "{text}");
 }
 
 #[test]

@@ -125,3 +125,22 @@ fn nsaddr_serves_the_configured_list_or_the_resolved_name() {
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("nsaddrList"), "{body}");
 }
+
+/// `rocketns --healthcheck HOST:PORT`: the image's HEALTHCHECK, which needs
+/// neither a shell nor curl.
+#[test]
+fn healthcheck_flag_exits_0_only_for_a_healthy_server() {
+    let port = free_port().to_string();
+    let s = TestServer::with(&[("httpListenPort", &port)]);
+    let check = |addr: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rocketns"))
+            .args(["--healthcheck", addr])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(check(&s.server.http_addr().unwrap().to_string()), Some(0));
+    drop(s);
+    assert_eq!(check(&format!("127.0.0.1:{port}")), Some(1));
+}
