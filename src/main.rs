@@ -120,6 +120,20 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    if let Some(nofile) = preflight::nofile() {
+        let shards = match config.i64("shardCount") {
+            n if n > 0 => n as u64,
+            _ => server::usable_cpus() as u64,
+        };
+        let wanted = shards * config.i64("connectionsMaxPerShard").max(1) as u64;
+        if nofile != libc::RLIM_INFINITY && nofile < wanted + 64 {
+            log::warn!(
+                "open-files limit is {nofile}, below the {wanted} connections that \
+                 connectionsMaxPerShard allows ({shards} shards): accepts past it fail with EMFILE \
+                 and are counted in rocketns_accept_errors_total; raise `ulimit -n`"
+            );
+        }
+    }
     // Every thread started from here on inherits the blocked signals, so
     // only `wait_for_signal` sees them.
     let signals = block_shutdown_signals();

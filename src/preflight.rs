@@ -9,27 +9,42 @@ pub const MEMLOCK_MIN_BYTES: u64 = 512 * 1024;
 /// `io_uring_setup` on x86_64 and aarch64.
 const SYS_IO_URING_SETUP: libc::c_long = 425;
 
-/// Raises the soft memlock limit to the hard one, then checks it.
-pub fn memlock() -> Result<(), String> {
+/// Raises the soft limit of `resource` to its hard limit; returns the
+/// limit in force, `None` when it cannot be read.
+fn raise_soft_limit(resource: libc::__rlimit_resource_t) -> Option<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit fill and read a plain struct.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) != 0 {
-            return Ok(()); // cannot tell; let glommio decide
+        if libc::getrlimit(resource, &mut lim) != 0 {
+            return None;
         }
         if lim.rlim_cur < lim.rlim_max {
             let raised = libc::rlimit {
                 rlim_cur: lim.rlim_max,
                 rlim_max: lim.rlim_max,
             };
-            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) == 0 {
+            if libc::setrlimit(resource, &raised) == 0 {
                 lim = raised;
             }
         }
     }
+    Some(lim)
+}
+
+/// Raises the soft open-files limit to the hard one (each connection is
+/// one descriptor) and returns it, for sizing the connection caps.
+pub fn nofile() -> Option<u64> {
+    raise_soft_limit(libc::RLIMIT_NOFILE).map(|l| l.rlim_cur)
+}
+
+/// Raises the soft memlock limit to the hard one, then checks it.
+pub fn memlock() -> Result<(), String> {
+    let Some(lim) = raise_soft_limit(libc::RLIMIT_MEMLOCK) else {
+        return Ok(()); // cannot tell; let glommio decide
+    };
     if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < MEMLOCK_MIN_BYTES {
         return Err(format!(
             "RLIMIT_MEMLOCK is {} KiB (hard limit {} KiB); rocketns needs at least {} KiB of locked \

@@ -14,6 +14,8 @@ mod fixed;
 mod lookup;
 #[path = "rocketns-load/register.rs"]
 mod register;
+#[path = "rocketns-load/report.rs"]
+mod report;
 #[path = "rocketns-load/stats.rs"]
 mod stats;
 #[path = "rocketns-load/wire.rs"]
@@ -73,6 +75,7 @@ fn main() {
     let (name, sub) = m.subcommand().expect("a mode is required");
     let result = match name {
         "serve-fixed" => serve_fixed(sub),
+        "report" => run_report(sub),
         mode => run_client(mode, sub),
     };
     if let Err(e) = result {
@@ -125,11 +128,25 @@ fn cli() -> Command {
         )
         .arg(duration_arg())
         .arg(json_arg());
+    let report = Command::new("report")
+        .about("JSON lines of runs (with --case and --label) to table.md and one SVG plot per case")
+        .arg(
+            Arg::new("input")
+                .long("input")
+                .required(true)
+                .help("file of JSON lines"),
+        )
+        .arg(
+            Arg::new("out")
+                .long("out")
+                .required(true)
+                .help("folder for table.md and plots"),
+        );
     Command::new("rocketns-load")
         .about("Load generator for a RocketMQ NameServer")
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .subcommands([lookup, register, mixed, storm, serve])
+        .subcommands([lookup, register, mixed, storm, serve, report])
 }
 
 fn duration_arg() -> Arg {
@@ -185,6 +202,24 @@ fn client_args(c: Command) -> Command {
             .default_value("1"),
     )
     .arg(json_arg())
+    .arg(
+        Arg::new("label")
+            .long("label")
+            .help("what is measured (e.g. rocketns, peer), kept in the JSON line"),
+    )
+    .arg(
+        Arg::new("case")
+            .long("case")
+            .help("name of the comparison this run belongs to, kept in the JSON line"),
+    )
+}
+
+fn run_report(m: &ArgMatches) -> Result<(), String> {
+    let input = m.get_one::<String>("input").expect("required");
+    let out = m.get_one::<String>("out").expect("required");
+    let table = report::write(input.as_ref(), out.as_ref())?;
+    print!("{table}");
+    Ok(())
 }
 
 fn lookup_args(c: Command) -> Command {
@@ -450,6 +485,11 @@ fn run_client(mode: &str, m: &ArgMatches) -> Result<(), String> {
     params.insert("duration_s".into(), c.duration.as_secs().into());
     params.insert("timeout_ms".into(), (c.timeout.as_millis() as u64).into());
     params.insert("client_threads".into(), 1.into());
+    for key in ["label", "case"] {
+        if let Some(v) = m.get_one::<String>(key) {
+            params.insert(key.into(), v.clone().into());
+        }
+    }
     let drain = c.timeout + Duration::from_secs(1);
     let outcome = match mode {
         "lookup" => {

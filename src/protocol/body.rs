@@ -263,6 +263,9 @@ pub fn encode_register_json(
     }
     out.extend_from_slice(b"],\"topicConfigSerializeWrapper\":{\"dataVersion\":");
     out.extend_from_slice(&data_version.to_json());
+    // As a 5.x broker sends it (spec §A.4.1); peers may require it.
+    out.extend_from_slice(b",\"mappingDataVersion\":");
+    out.extend_from_slice(&data_version.to_json());
     out.extend_from_slice(b",\"topicConfigTable\":{");
     for (i, (name, c)) in topics.iter().enumerate() {
         if i > 0 {

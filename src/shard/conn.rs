@@ -1,8 +1,10 @@
 //! One connection: read and decode frames, answer lookups at once, hand
 //! mutations to the writer, and write replies from a second task.
 //!
-//! The socket is dup'ed so the reader and the writer task each own a
-//! glommio stream. Replies go through an `Outbox`; the reader stops reading
+//! The reader and the writer task share the one glommio stream through
+//! `Shared`, which borrows it only inside a poll (glommio keeps separate
+//! read and write sources, so each task waits on its own); no descriptor
+//! is duplicated, so a connection costs one fd. Replies go through an `Outbox`; the reader stops reading
 //! while the outbox or the requests in flight are over their caps, instead
 //! of dropping requests (DECISIONS 18).
 
@@ -18,7 +20,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::spawn_local;
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
@@ -90,35 +92,28 @@ impl Outbox {
     }
 }
 
-pub async fn serve(mut stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
+pub async fn serve(stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
     let _ = stream.set_nodelay(true);
     // Java closes a connection idle for serverChannelMaxIdleTimeSeconds;
     // a NameServer only writes in answer to a read, so reads tell.
     let idle = ctx.settings.idle_timeout;
     let _ = stream.set_read_timeout(idle);
     let fd = stream.as_raw_fd();
-    // SAFETY: dup returns a new descriptor that nothing else owns.
-    let write_fd = unsafe { libc::dup(fd) };
-    if write_fd < 0 {
-        log::warn!(
-            "dup of an accepted socket failed: {}",
-            std::io::Error::last_os_error()
-        );
-        return;
-    }
-    // SAFETY: `write_fd` is a fresh, owned, connected TCP socket.
-    let write_stream = unsafe { TcpStream::from_raw_fd(write_fd) };
+    let peer = stream.peer_addr().ok();
+    let stream = Shared(Rc::new(RefCell::new(stream)));
+    let write_stream = Shared(stream.0.clone());
     let conn = Rc::new(Conn {
         id,
         fd,
-        peer: stream.peer_addr().ok().map(|a| a.ip()),
+        peer: peer.map(|a| a.ip()),
         broker: Cell::new(false),
         in_flight: Cell::new(0),
     });
     let outbox = Rc::new(Outbox::new());
     let writer = spawn_local(write_loop(write_stream, outbox.clone()));
+    let mut stream = stream;
     if let Err(e) = read_loop(&mut stream, &ctx, &conn, &outbox).await {
-        ctx.broken_frame(&e, &stream);
+        ctx.broken_frame(&e, peer);
         // SAFETY: shutting down our own socket; the writer sees the error.
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
     }
@@ -131,7 +126,7 @@ pub async fn serve(mut stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
 }
 
 async fn read_loop(
-    stream: &mut TcpStream,
+    stream: &mut Shared,
     ctx: &Rc<ShardCtx>,
     conn: &Rc<Conn>,
     outbox: &Rc<Outbox>,
@@ -200,7 +195,7 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(mut stream: TcpStream, outbox: Rc<Outbox>) {
+async fn write_loop(mut stream: Shared, outbox: Rc<Outbox>) {
     loop {
         let bytes = std::mem::take(&mut *outbox.bytes.borrow_mut());
         if bytes.is_empty() {
@@ -215,10 +210,58 @@ async fn write_loop(mut stream: TcpStream, outbox: Rc<Outbox>) {
         if stream.write_all(&bytes).await.is_err() {
             outbox.broken.set(true);
             // SAFETY: shutting down our own socket wakes the reader.
-            unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR) };
+            unsafe { libc::shutdown(stream.fd(), libc::SHUT_RDWR) };
             break;
         }
         outbox.signal_progress();
     }
     outbox.signal_progress();
+}
+
+/// One connection's stream, shared by its reader and writer tasks. Each
+/// poll borrows it for the poll alone, never across an `.await`.
+struct Shared(Rc<RefCell<TcpStream>>);
+
+impl Shared {
+    fn fd(&self) -> std::os::fd::RawFd {
+        self.0.borrow().as_raw_fd()
+    }
+}
+
+impl futures_lite::AsyncRead for Shared {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut s = self.0.borrow_mut();
+        std::pin::Pin::new(&mut *s).poll_read(cx, buf)
+    }
+}
+
+impl futures_lite::AsyncWrite for Shared {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut s = self.0.borrow_mut();
+        std::pin::Pin::new(&mut *s).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let mut s = self.0.borrow_mut();
+        std::pin::Pin::new(&mut *s).poll_flush(cx)
+    }
+
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let mut s = self.0.borrow_mut();
+        std::pin::Pin::new(&mut *s).poll_close(cx)
+    }
 }

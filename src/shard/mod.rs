@@ -15,7 +15,7 @@ use crate::writer::{Control, Request};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 use futures_channel::oneshot;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -145,12 +145,9 @@ impl ShardCtx {
 
     /// Counts a broken frame; logs the first per shard at warn, later ones
     /// at debug (once per cause is enough to diagnose a misbehaving peer).
-    pub fn broken_frame(&self, e: &FrameError, stream: &TcpStream) {
+    pub fn broken_frame(&self, e: &FrameError, peer: Option<std::net::SocketAddr>) {
         self.stats.broken_frame(e);
-        let peer = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let peer = peer.map(|a| a.to_string()).unwrap_or_default();
         if !self.warned_broken.replace(true) {
             log::warn!("closing connection from {peer}: {e} ({})", e.reason());
         } else {

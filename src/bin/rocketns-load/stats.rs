@@ -9,6 +9,11 @@ use std::time::Duration;
 /// Highest latency the histogram holds; anything above is clamped to it.
 const LATENCY_NS_MAX: u64 = 3_600_000_000_000;
 
+/// Percentiles of the latency curve in the JSON line, for the report's plot.
+const CURVE_PERCENTILES: &[f64] = &[
+    50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0,
+];
+
 pub struct Stats {
     hist: Histogram<u64>,
     pub ok: u64,
@@ -86,6 +91,11 @@ impl Stats {
             })
             .into(),
         );
+        let curve: Vec<Value> = CURVE_PERCENTILES
+            .iter()
+            .map(|&p| Value::from(vec![p, self.us(p / 100.0)]))
+            .collect();
+        put("latency_us_percentiles", curve.into());
         put("errors_total", self.errors_total().into());
         let kinds: Map<String, Value> = self
             .errors
