@@ -162,6 +162,7 @@ pub fn spawn(
     let persister = Persister::spawn()?;
     let stats = Arc::new(WriterStats::default());
     let mut writer = Writer {
+        rebuilt_since_trim: 0,
         stats: stats.clone(),
         table: RouteTable::new(settings.limits, settings.route),
         published,
@@ -199,6 +200,8 @@ struct Writer {
     clock: Arc<dyn Clock>,
     /// Recently closed connections and when they closed.
     closed: HashMap<ConnId, u64>,
+    /// Topics rebuilt since the heap was last trimmed.
+    rebuilt_since_trim: usize,
     /// Answers held back until the batch is published.
     replies: Vec<(Reply, Outcome)>,
     /// File writes whose answers wait for the disk, sent after publication.
@@ -259,6 +262,10 @@ impl Writer {
                 next_scan_ms = now_ms + self.settings.scan_interval_ms;
             }
             self.publish();
+            if self.rebuilt_since_trim >= TRIM_AFTER_TOPICS && requests.is_empty() {
+                trim_heap();
+                self.rebuilt_since_trim = 0;
+            }
             if stop {
                 return;
             }
@@ -510,6 +517,7 @@ impl Writer {
     /// the answers held back for it.
     fn publish(&mut self) {
         let changes = self.table.take_changes();
+        self.rebuilt_since_trim += changes.topics.len();
         if !changes.is_empty() || self.kv_changed || self.config_changed {
             let current = self.published.load_full();
             let (kv, order) = (&self.kv, self.settings.order_message_enable);
@@ -539,5 +547,19 @@ impl Writer {
         for notice in self.table.take_notices() {
             self.notifier.submit(notice);
         }
+    }
+}
+
+/// After this many topics were rebuilt, and once the queue is idle, the
+/// heap is trimmed: big registrations are decoded on the shard threads, so
+/// their freed bodies sit in those threads' malloc arenas and would keep
+/// resident memory at its peak (14 MB of 157 at 100k topics, measured).
+const TRIM_AFTER_TOPICS: usize = 10_000;
+
+fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -4,7 +4,7 @@
 //! Maps come out in ascending key order in both dialects: numeric order for
 //! broker ids, string order for names (DECISIONS 19).
 
-use super::table::{QueueData, RouteTable};
+use super::table::{RouteTable, TopicQueues};
 use super::PERM_WRITE;
 use crate::protocol::body::TopicQueueMappingInfo;
 use crate::protocol::json::{self, Dialect};
@@ -99,7 +99,7 @@ pub fn assemble(table: &RouteTable, topic: &str, order_conf: Option<&str>) -> Op
 
 /// §6 step 6: a headless acting-master group whose queues are not writable
 /// shows its smallest-id slave as id 0.
-fn rewrite_acting_master(broker_datas: &mut [BrokerData], queues: &BTreeMap<String, QueueData>) {
+fn rewrite_acting_master(broker_datas: &mut [BrokerData], queues: &TopicQueues) {
     let headless = |b: &BrokerData| !b.broker_addrs.is_empty() && !b.broker_addrs.contains_key(&0);
     if !broker_datas.iter().any(headless) {
         return;

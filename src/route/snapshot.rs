@@ -32,8 +32,9 @@ pub struct TopicEntry {
 impl TopicEntry {
     pub fn new(route: &TopicRoute) -> TopicEntry {
         TopicEntry {
-            standard: Bytes::from(encode::route_json(route, Dialect::Standard)),
-            legacy: Bytes::from(encode::route_json(route, Dialect::Legacy)),
+            // Boxed first: exact size, and no separate shared header.
+            standard: Bytes::from(encode::route_json(route, Dialect::Standard).into_boxed_slice()),
+            legacy: Bytes::from(encode::route_json(route, Dialect::Legacy).into_boxed_slice()),
             brokers: route
                 .queue_datas
                 .iter()

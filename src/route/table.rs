@@ -51,6 +51,79 @@ pub struct QueueData {
     pub topic_sys_flag: i32,
 }
 
+/// A topic's QueueData by broker name, sorted by name: a sorted vector,
+/// because almost every topic lives on one or a few broker groups, and a
+/// `BTreeMap` allocates a whole 11-slot node for each of them (about 450
+/// bytes a topic, 45 MB at 100k topics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopicQueues(Vec<(String, QueueData)>);
+
+impl TopicQueues {
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&QueueData> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut QueueData> {
+        self.find(name).ok().map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    /// Inserts or replaces; returns the replaced value.
+    pub fn insert(&mut self, name: String, data: QueueData) -> Option<QueueData> {
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, data)),
+            Err(i) => {
+                self.0.insert(i, (name, data));
+                self.0.shrink_to_fit();
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<QueueData> {
+        let i = self.find(name).ok()?;
+        let (_, data) = self.0.remove(i);
+        self.0.shrink_to_fit();
+        Some(data)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// In broker-name order, as the `BTreeMap` it replaces.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &QueueData)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &QueueData> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
+impl std::ops::Index<&str> for TopicQueues {
+    type Output = QueueData;
+
+    fn index(&self, name: &str) -> &QueueData {
+        self.get(name).expect("no QueueData for this broker name")
+    }
+}
+
 /// A broker group: master and slaves sharing one broker name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerGroup {
@@ -133,7 +206,7 @@ impl Changes {
 
 #[derive(Default)]
 pub struct RouteTable {
-    topics: HashMap<String, BTreeMap<String, QueueData>>,
+    topics: HashMap<String, TopicQueues>,
     brokers: BTreeMap<String, BrokerGroup>,
     clusters: BTreeMap<String, BTreeSet<String>>,
     live: HashMap<LiveKey, LiveInfo>,
@@ -191,7 +264,7 @@ impl RouteTable {
 
     // ----- reads -----
 
-    pub fn topic(&self, topic: &str) -> Option<&BTreeMap<String, QueueData>> {
+    pub fn topic(&self, topic: &str) -> Option<&TopicQueues> {
         self.topics.get(topic)
     }
 
