@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, with its own set-up: the C++ client's virtualenv
-# (skipped with a printed reason when it cannot be installed), then cargo.
+# The whole test suite, with its own set-up: podman for the container test,
+# the deployment linters (which must pass), the C++ client's virtualenv
+# (each skipped with a printed reason only where it cannot be installed),
+# then cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +14,10 @@ if [[ -x scripts/test-env.sh ]]; then
         *) export ROCKETNS_TEST_PYTHON="$last" ;;
     esac
 fi
+
+# podman: tests/container.rs skips with a reason if it is still missing.
+scripts/podman-env.sh || echo "SKIP podman: scripts/podman-env.sh failed"
+# Dockerfile, manifests and seccomp profile: a finding fails the suite.
+scripts/lint-deploy.sh
 
 cargo test --all-targets "$@"

@@ -82,7 +82,7 @@ fn explain_io_uring(errno: i32, disabled: Option<&str>) -> String {
     let seccomp = "Container runtimes block io_uring in their default seccomp profiles \
         (Docker 25+, containerd 2.0, podman, Kubernetes RuntimeDefault): run rocketns with a \
         profile that allows io_uring_setup, io_uring_enter and io_uring_register (the repository \
-        ships one), or with --security-opt seccomp=<that profile>.";
+        ships one: deploy/seccomp/rocketns.json), e.g. --security-opt seccomp=<that profile>.";
     match (errno, disabled) {
         (libc::EPERM, Some(level)) if level != "0" => format!(
             "io_uring is disabled on this host: kernel.io_uring_disabled = {level} (EPERM). \
