@@ -2,7 +2,6 @@
 //! the JSON header Java writes on every reply (§4, §6).
 
 use super::json::{self, Dialect};
-use serde_json::Value;
 
 /// `LanguageCode` names by byte value (§9).
 const LANGUAGES: [&str; 14] = [
@@ -86,75 +85,255 @@ pub enum HeaderError {
 }
 
 /// Decodes a JSON header with fastjson's leniency: any key order, unknown
-/// keys ignored, missing members defaulted, scalars in extFields stringified.
+/// keys ignored, missing members defaulted, scalars in extFields stringified,
+/// a repeated key's last value kept. Decoded straight into `Header` with
+/// serde's visitors: no intermediate `Value` tree on the request path.
 pub fn decode_json(bytes: &[u8]) -> Result<Header, HeaderError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| HeaderError::BadJson(e.to_string()))?;
-    let Value::Object(map) = value else {
-        return Err(HeaderError::BadJson("header is not a JSON object".into()));
-    };
-    let mut header = Header {
-        language: Some(0),
-        ..Header::default()
-    };
-    for (key, value) in map {
-        match key.as_str() {
-            "code" => header.code = json_int(&key, &value)?,
-            "version" => header.version = json_int(&key, &value)?,
-            "opaque" => header.opaque = json_int(&key, &value)?,
-            "flag" => header.flag = json_int(&key, &value)?,
-            "language" => header.language = json_language(&value)?,
-            "remark" => header.remark = json_text(value),
-            "extFields" => header.ext = json_ext(value)?,
-            _ => {}
-        }
-    }
+    use serde::de::DeserializeSeed;
+    let bad = |e: serde_json::Error| HeaderError::BadJson(e.to_string());
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let header = HeaderSeed.deserialize(&mut de).map_err(bad)?;
+    de.end().map_err(bad)?;
     Ok(header)
 }
 
-fn json_int(key: &str, value: &Value) -> Result<i32, HeaderError> {
-    let parsed = match value {
-        Value::Null => Some(0),
-        Value::Number(n) => n.as_i64().and_then(|v| i32::try_from(v).ok()),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    };
-    parsed.ok_or_else(|| HeaderError::BadJson(format!("member {key} is not an int: {value}")))
-}
+mod visit {
+    //! The serde visitors of `decode_json`.
+    use super::{Header, LANGUAGES};
+    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde_json::Value;
+    use std::fmt;
 
-fn json_language(value: &Value) -> Result<Option<u8>, HeaderError> {
-    match value {
-        Value::Null => Ok(Some(0)),
-        Value::String(name) => Ok(LANGUAGES.iter().position(|l| l == name).map(|i| i as u8)),
-        Value::Number(n) => match n.as_u64() {
-            Some(i) if (i as usize) < LANGUAGES.len() => Ok(Some(i as u8)),
-            _ => Err(HeaderError::BadJson(format!(
-                "language ordinal {n} out of range"
-            ))),
-        },
-        other => Err(HeaderError::BadJson(format!("language is {other}"))),
+    pub struct HeaderSeed;
+
+    /// A top-level member name; only the known ones are told apart.
+    enum Field {
+        Code,
+        Version,
+        Opaque,
+        Flag,
+        Language,
+        Remark,
+        ExtFields,
+        Other,
+    }
+
+    impl<'de> de::Deserialize<'de> for Field {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Field;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_str<E>(self, key: &str) -> Result<Field, E> {
+                    Ok(match key {
+                        "code" => Field::Code,
+                        "version" => Field::Version,
+                        "opaque" => Field::Opaque,
+                        "flag" => Field::Flag,
+                        "language" => Field::Language,
+                        "remark" => Field::Remark,
+                        "extFields" => Field::ExtFields,
+                        _ => Field::Other,
+                    })
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for HeaderSeed {
+        type Value = Header;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Header, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for HeaderSeed {
+        type Value = Header;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("header is not a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
+            let mut h = Header {
+                language: Some(0),
+                ..Header::default()
+            };
+            while let Some(field) = map.next_key::<Field>()? {
+                match field {
+                    Field::Code => h.code = map.next_value_seed(Int("code"))?,
+                    Field::Version => h.version = map.next_value_seed(Int("version"))?,
+                    Field::Opaque => h.opaque = map.next_value_seed(Int("opaque"))?,
+                    Field::Flag => h.flag = map.next_value_seed(Int("flag"))?,
+                    Field::Language => h.language = map.next_value_seed(Language)?,
+                    Field::Remark => h.remark = map.next_value::<Text>()?.0,
+                    Field::ExtFields => h.ext = map.next_value_seed(Ext)?,
+                    Field::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(h)
+        }
+    }
+
+    /// An int member: a number in range, a numeric string, or null (0).
+    struct Int(&'static str);
+
+    impl<'de> DeserializeSeed<'de> for Int {
+        type Value = i32;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i32, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Int {
+        type Value = i32;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "member {} as an int", self.0)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i32, E> {
+            i32::try_from(v).map_err(|_| E::custom(format!("member {} is not an int: {v}", self.0)))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i32, E> {
+            i32::try_from(v).map_err(|_| E::custom(format!("member {} is not an int: {v}", self.0)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<i32, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("member {} is not an int: {v:?}", self.0)))
+        }
+        fn visit_unit<E>(self) -> Result<i32, E> {
+            Ok(0)
+        }
+    }
+
+    /// `language`: a name (unknown names are `None`), an ordinal, or null.
+    struct Language;
+
+    impl<'de> DeserializeSeed<'de> for Language {
+        type Value = Option<u8>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<u8>, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Language {
+        type Value = Option<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a language name or ordinal")
+        }
+        fn visit_str<E>(self, name: &str) -> Result<Option<u8>, E> {
+            Ok(LANGUAGES.iter().position(|l| *l == name).map(|i| i as u8))
+        }
+        fn visit_u64<E: de::Error>(self, i: u64) -> Result<Option<u8>, E> {
+            match usize::try_from(i) {
+                Ok(i) if i < LANGUAGES.len() => Ok(Some(i as u8)),
+                _ => Err(E::custom(format!("language ordinal {i} out of range"))),
+            }
+        }
+        fn visit_i64<E: de::Error>(self, i: i64) -> Result<Option<u8>, E> {
+            match u64::try_from(i) {
+                Ok(i) => self.visit_u64(i),
+                Err(_) => Err(E::custom(format!("language ordinal {i} out of range"))),
+            }
+        }
+        fn visit_unit<E>(self) -> Result<Option<u8>, E> {
+            Ok(Some(0))
+        }
+    }
+
+    /// Any value as Java's `String.valueOf` of the parsed member: strings
+    /// as they are, other scalars and structures as JSON text, null as None.
+    struct Text(Option<String>);
+
+    impl<'de> de::Deserialize<'de> for Text {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+            d.deserialize_any(TextVisitor)
+        }
+    }
+
+    struct TextVisitor;
+
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Text;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Text, E> {
+            Ok(Text(Some(v.to_string())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Text, E> {
+            Ok(Text(Some(v)))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Text, E> {
+            Ok(Text(Some(v.to_string())))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Text, E> {
+            Ok(Text(Some(v.to_string())))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Text, E> {
+            Ok(Text(Some(Value::from(v).to_string())))
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Text, E> {
+            Ok(Text(Some(v.to_string())))
+        }
+        fn visit_unit<E>(self) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text, A::Error> {
+            let v = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            Ok(Text(Some(v.to_string())))
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Text, A::Error> {
+            let v = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+            Ok(Text(Some(v.to_string())))
+        }
+    }
+
+    use serde::Deserialize as _;
+
+    /// `extFields`: an object whose values become text (null ones are
+    /// dropped), or null.
+    struct Ext;
+
+    impl<'de> DeserializeSeed<'de> for Ext {
+        type Value = Option<Vec<(String, String)>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Ext {
+        type Value = Option<Vec<(String, String)>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("extFields as an object")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut ext: Vec<(String, String)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+            while let Some(key) = map.next_key::<String>()? {
+                let Text(value) = map.next_value()?;
+                // A repeated key: the last one counts, as in a Java map.
+                let old = ext.iter().position(|(k, _)| *k == key);
+                match (old, value) {
+                    (Some(i), Some(v)) => ext[i].1 = v,
+                    (Some(i), None) => {
+                        ext.remove(i);
+                    }
+                    (None, Some(v)) => ext.push((key, v)),
+                    (None, None) => {}
+                }
+            }
+            Ok(Some(ext))
+        }
     }
 }
 
-fn json_text(value: Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(s),
-        other => Some(other.to_string()),
-    }
-}
-
-fn json_ext(value: Value) -> Result<Option<Vec<(String, String)>>, HeaderError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::Object(map) => Ok(Some(
-            map.into_iter()
-                .filter_map(|(k, v)| json_text(v).map(|v| (k, v)))
-                .collect(),
-        )),
-        other => Err(HeaderError::BadJson(format!("extFields is {other}"))),
-    }
-}
+use visit::HeaderSeed;
 
 /// Decodes a ROCKETMQ binary header (§5), with Java's checks: a length past
 /// the header is an error, a zero-length string is null.
@@ -344,7 +523,30 @@ mod tests {
     }
 
     #[test]
+    fn json_header_repeats_structures_and_numbers_as_a_value_tree_would() {
+        let h = decode_json(
+            br#"{"code":1,"code":2,"remark":{"b":[1,2.5]},"extFields":{"k":"a","f":1.5,"k":"b","o":{"x":true},"n":-3}}"#,
+        )
+        .unwrap();
+        assert_eq!(h.code, 2, "last repeated member wins");
+        assert_eq!(h.remark.as_deref(), Some(r#"{"b":[1,2.5]}"#));
+        assert_eq!(h.ext("k"), Some("b"));
+        assert_eq!(h.ext("f"), Some("1.5"));
+        assert_eq!(h.ext("o"), Some(r#"{"x":true}"#));
+        assert_eq!(h.ext("n"), Some("-3"));
+        let h = decode_json(br#"{"code":" 105 ","extFields":{"k":"v","k":null}}"#).unwrap();
+        assert_eq!((h.code, h.ext("k")), (105, None));
+        assert_eq!(decode_json(br#"{"extFields":null}"#).unwrap().ext, None);
+    }
+
+    #[test]
     fn json_header_errors() {
+        assert!(decode_json(br#"{"code":1} x"#).is_err(), "trailing bytes");
+        assert!(decode_json(br#"{"code":1.5}"#).is_err());
+        assert!(decode_json(br#"{"code":"x1"}"#).is_err());
+        assert!(decode_json(br#"{"code":4294967296}"#).is_err());
+        assert!(decode_json(br#"{"language":-1}"#).is_err());
+        assert!(decode_json(br#"{"extFields":[1]}"#).is_err());
         assert!(decode_json(b"{\"code\":").is_err());
         assert!(decode_json(b"[1]").is_err());
         assert!(decode_json(br#"{"code":{}}"#).is_err());
