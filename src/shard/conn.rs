@@ -3,10 +3,10 @@
 //!
 //! The reader and the writer task share the one glommio stream through
 //! `Shared`, which borrows it only inside a poll (glommio keeps separate
-//! read and write sources, so each task waits on its own); no descriptor
-//! is duplicated, so a connection costs one fd. Replies go through an `Outbox`; the reader stops reading
-//! while the outbox or the requests in flight are over their caps, instead
-//! of dropping requests (DECISIONS 18).
+//! read and write sources, so each task waits on its own): a connection
+//! costs one descriptor. Replies go through an `Outbox`; the reader stops
+//! reading while the outbox or the requests in flight are over their caps,
+//! instead of dropping requests (DECISIONS 18).
 
 use super::dispatch::{self, Handled};
 use super::ShardCtx;
@@ -100,7 +100,7 @@ pub async fn serve(stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
     let _ = stream.set_read_timeout(idle);
     let fd = stream.as_raw_fd();
     let peer = stream.peer_addr().ok();
-    let stream = Shared(Rc::new(RefCell::new(stream)));
+    let mut stream = Shared(Rc::new(RefCell::new(stream)));
     let write_stream = Shared(stream.0.clone());
     let conn = Rc::new(Conn {
         id,
@@ -111,7 +111,6 @@ pub async fn serve(stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
     });
     let outbox = Rc::new(Outbox::new());
     let writer = spawn_local(write_loop(write_stream, outbox.clone()));
-    let mut stream = stream;
     if let Err(e) = read_loop(&mut stream, &ctx, &conn, &outbox).await {
         ctx.broken_frame(&e, peer);
         // SAFETY: shutting down our own socket; the writer sees the error.
