@@ -158,6 +158,8 @@ fn plot(case: &str, runs: &[Run], path: &Path) -> Result<(), String> {
         .configure_mesh()
         .x_labels(6)
         .x_label_formatter(&x_label)
+        .y_labels(12)
+        .y_label_formatter(&|v: &f64| format!("{v:.0}"))
         .x_desc("percentile")
         .y_desc("latency µs (log)")
         .draw()
