@@ -134,6 +134,43 @@ fn register_and_publish(c: &mut Criterion) {
     g.finish();
 }
 
+/// Decoding a 10,000-topic REGISTER_BROKER body, as a 5.x broker sends it
+/// (plain JSON) and as a 4.x broker with compressedRegister does (zlib).
+fn decode_register_body(c: &mut Criterion) {
+    use rocketns::protocol::body::{
+        decode_register, encode_register_compressed, encode_register_json,
+    };
+    use rocketns::protocol::codes::version::{V4_9_4, V5_0_0};
+    let names: Vec<String> = (0..10_000).map(|t| format!("topic-0-{t}")).collect();
+    let topics: Vec<(&str, TopicConfig)> = names
+        .iter()
+        .map(|n| {
+            let config = TopicConfig {
+                topic_name: Some(n.clone()),
+                read_queue_nums: 8,
+                write_queue_nums: 8,
+                ..TopicConfig::default()
+            };
+            (n.as_str(), config)
+        })
+        .collect();
+    let dv = DataVersion {
+        counter: 1,
+        state_version: 0,
+        timestamp: 1_700_000_000_000,
+    };
+    let plain = encode_register_json(&dv, &topics, &[]);
+    let zipped = encode_register_compressed(&dv, &topics, &[], false);
+    let mut g = c.benchmark_group("decode_register_body_10k_topics");
+    g.bench_function("json", |b| {
+        b.iter(|| black_box(decode_register(Some(&plain), V5_0_0, false).unwrap()))
+    });
+    g.bench_function("compressed", |b| {
+        b.iter(|| black_box(decode_register(Some(&zipped), V4_9_4, true).unwrap()))
+    });
+    g.finish();
+}
+
 /// An unchanged re-registration: liveness only, nothing to publish.
 fn reregister_unchanged(c: &mut Criterion) {
     let (mut table, _) = world(10_000);
@@ -152,6 +189,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = lookup, decode, publish, register_and_publish, reregister_unchanged
+    targets = lookup, decode, decode_register_body, publish, register_and_publish, reregister_unchanged
 }
 criterion_main!(benches);

@@ -47,6 +47,8 @@ ns=""
 
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # Anything still in the namespace (a server that ignored SIGTERM).
+    [[ -n "$ns" ]] && ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
     wait 2>/dev/null || true
     [[ -n "$ns" ]] && ip netns delete "$ns" 2>/dev/null
     rm -rf "$work"
@@ -61,6 +63,9 @@ if [[ $netns == 1 && $(id -u) == 0 && -z "$peer_addr" ]] && command -v ip >/dev/
     run=(ip netns exec "$ns")
     echo "network namespace $ns (loopback only)"
 fi
+# In the namespace. Background servers are started as "${run[@]}" CMD &,
+# never through this function: a backgrounded function is a subshell, and
+# killing its pid would leave the server running.
 inns() { "${run[@]}" "$@"; }
 
 port_up() { # HOST:PORT, waits up to 30 s
@@ -77,7 +82,7 @@ next_port=19876
 start_rocketns() {
     local port=$((next_port++)) dir="$work/rocketns-$next_port"
     mkdir -p "$dir"
-    inns "$bin/rocketns" --listenPort "$port" --bindAddress 127.0.0.1 --httpListenPort 0 \
+    "${run[@]}" "$bin/rocketns" --listenPort "$port" --bindAddress 127.0.0.1 --httpListenPort 0 \
         --rocketmqHome "$dir" --kvConfigPath "$dir/kv.json" \
         --configStorePath "$dir/ns.properties" > "$dir/log" 2>&1 &
     pids+=($!); server_pid=$!; addr="127.0.0.1:$port"
@@ -85,7 +90,7 @@ start_rocketns() {
 }
 start_fixed() {
     local port=$((next_port++))
-    inns "$bin/rocketns-load" serve-fixed --listen "127.0.0.1:$port" --duration-secs 600 \
+    "${run[@]}" "$bin/rocketns-load" serve-fixed --listen "127.0.0.1:$port" --duration-secs 600 \
         > "$work/fixed.log" 2>&1 &
     pids+=($!); server_pid=$!; addr="127.0.0.1:$port"
     port_up "$addr"
@@ -99,13 +104,16 @@ start_peer() {
     local cmd="${peer_cmd//\{port\}/$port}"
     cmd="${cmd//\{dir\}/$dir}"
     # shellcheck disable=SC2086 # the command is words by design
-    inns $cmd > "$dir/log" 2>&1 &
+    "${run[@]}" $cmd > "$dir/log" 2>&1 &
     pids+=($!); server_pid=$!; addr="127.0.0.1:$port"
     port_up "$addr"
 }
 stop_server() {
     if [[ -n "$server_pid" ]]; then
         kill "$server_pid" 2>/dev/null || true
+        # Bounded: a server that ignores SIGTERM is killed after 10 s.
+        for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
     server_pid=""
@@ -131,7 +139,7 @@ load() { # LABEL CASE MODE ARGS...: one run, its JSON line appended
 # Brokers holding TOPICS topics registered (1,000 per broker, so no
 # registration comes near the frame limit), re-registering unchanged.
 hold_topics() { # BROKERS SECONDS
-    inns "$bin/rocketns-load" register --addr "$addr" --brokers "$1" \
+    "${run[@]}" "$bin/rocketns-load" register --addr "$addr" --brokers "$1" \
         --topics-per-broker 1000 --period-ms 30000 --churn none \
         --warmup-secs 0 --duration-secs "$2" > "$work/hold.log" 2>&1 &
     pids+=($!); holder=$!
