@@ -40,10 +40,10 @@ fn command() -> Command {
         .arg(
             Arg::new("healthcheck")
                 .long("healthcheck")
-                .value_name("HOST:PORT")
+                .value_name("HOST:PORT[/PATH]")
                 .num_args(0..=1)
                 .default_missing_value("127.0.0.1:8080")
-                .help("GET /healthz of a running rocketns (default 127.0.0.1:8080), exit 0 if it is healthy: a container HEALTHCHECK without a shell or curl"),
+                .help("GET /healthz (or PATH, e.g. /readyz) of a running rocketns (default 127.0.0.1:8080), exit 0 on 200: a container HEALTHCHECK or exec probe without a shell or curl"),
         )
         .arg(
             Arg::new("printConfigItem")
@@ -76,15 +76,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(addr) = matches.get_one::<String>("healthcheck") {
-        return match rocketns::http::probe(addr, "/healthz") {
+    if let Some(target) = matches.get_one::<String>("healthcheck") {
+        let (addr, path) = match target.find('/') {
+            Some(i) => target.split_at(i),
+            None => (target.as_str(), "/healthz"),
+        };
+        return match rocketns::http::probe(addr, path) {
             Ok(200) => ExitCode::SUCCESS,
             Ok(status) => {
-                eprintln!("http://{addr}/healthz answered {status}");
+                eprintln!("http://{addr}{path} answered {status}");
                 ExitCode::from(1)
             }
             Err(e) => {
-                eprintln!("http://{addr}/healthz: {e}");
+                eprintln!("http://{addr}{path}: {e}");
                 ExitCode::from(1)
             }
         };

@@ -1,9 +1,13 @@
 //! The container image, built by podman from the repository's Dockerfile
 //! and run as a Kubernetes pod would run it: the image's non-root user, a
 //! read-only root filesystem, every capability dropped, ports published on
-//! 127.0.0.1 only. Base images are made locally (no registry is reachable):
-//! a runtime base from the host's C libraries and a builder with busybox;
-//! the build takes the binary cargo already built (`PREBUILT`).
+//! 127.0.0.1 only. First with `podman run` and those flags, then as the
+//! StatefulSet's own pod template under `podman kube play`
+//! (`scripts/kube-pod.py` renders it as a Pod). Base images are made locally
+//! (no registry is reachable): a runtime base from the host's C libraries
+//! and a builder with busybox; the build takes the binary cargo already
+//! built (`PREBUILT`). Every image, container and pod made here is removed
+//! at the end, pass or fail.
 //!
 //! Skipped, with the reason printed, only where podman is not installed
 //! (`scripts/podman-env.sh`, run by `scripts/test.sh`, installs it).
@@ -17,6 +21,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "localhost/rocketns:test";
+/// The pause image `podman kube play` builds for a pod's infra container.
+const PAUSE_IMAGE: &str = "localhost/podman-pause";
 const RUNTIME_BASE: &str = "localhost/rocketns-test/runtime:1";
 const BUILDER_BASE: &str = "localhost/rocketns-test/builder:1";
 
@@ -67,6 +73,7 @@ fn image_from_dir(tag: &str, dir: &Path) {
     podman_ok(&[
         "build",
         "-q",
+        "--layers=false",
         "-t",
         tag,
         "-f",
@@ -139,9 +146,11 @@ fn build_image() -> Result<(), String> {
     make_runtime_base(binary);
     make_builder_base()?;
     let root = repo();
+    // --layers=false: no image is kept for the build stage.
     podman_ok(&[
         "build",
         "-q",
+        "--layers=false",
         "--build-arg",
         &format!("BUILDER_IMAGE={BUILDER_BASE}"),
         "--build-arg",
@@ -164,12 +173,70 @@ const RESTRICTED: &[&str] = &[
     "--security-opt=no-new-privileges",
 ];
 
+/// Images this test makes, removed when it ends, pass or fail: its own, and
+/// the pause image if `kube play` had to build it.
+struct Images {
+    made: Vec<&'static str>,
+    pause_before: Vec<String>,
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        let pause = pause_images()
+            .into_iter()
+            .filter(|p| !self.pause_before.contains(p));
+        for image in self.made.iter().map(|s| s.to_string()).chain(pause) {
+            let _ = podman(&["rmi", "-f", &image]);
+        }
+    }
+}
+
+/// The pause images present now, by name and tag.
+fn pause_images() -> Vec<String> {
+    let out = podman(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "--filter",
+        &format!("reference={PAUSE_IMAGE}"),
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 struct Container(String);
 
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = podman(&["rm", "-f", "-t", "0", &self.0]);
     }
+}
+
+struct Pod(String);
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = podman(&["pod", "rm", "-f", "-t", "0", &self.0]);
+    }
+}
+
+/// The remoting and HTTP addresses published on 127.0.0.1, once the
+/// remoting one accepts; the container's log if it never does.
+fn wait_published(
+    container: &str,
+    remoting: u16,
+    http: u16,
+) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{remoting}").parse().unwrap();
+    let http_addr = format!("127.0.0.1:{http}").parse().unwrap();
+    assert!(
+        wait_connect(addr),
+        "not listening: {}",
+        podman_ok(&["logs", container])
+    );
+    (addr, http_addr)
 }
 
 fn wait_connect(addr: std::net::SocketAddr) -> bool {
@@ -184,11 +251,15 @@ fn wait_connect(addr: std::net::SocketAddr) -> bool {
 }
 
 #[test]
-fn the_image_runs_restricted_under_the_shipped_seccomp_profile_only() {
+fn the_image_and_the_pod_template_run_restricted_under_the_shipped_seccomp_profile() {
     if let Some(why) = unavailable() {
         println!("SKIP container: {why}");
         return;
     }
+    let _images = Images {
+        made: vec![IMAGE, RUNTIME_BASE, BUILDER_BASE],
+        pause_before: pause_images(),
+    };
     if let Err(why) = build_image() {
         println!("SKIP container: {why}");
         return;
@@ -196,6 +267,45 @@ fn the_image_runs_restricted_under_the_shipped_seccomp_profile_only() {
     let user = podman_ok(&["image", "inspect", "--format", "{{.Config.User}}", IMAGE]);
     assert_eq!(user.trim(), "65532:65532");
 
+    podman_run();
+    kube_play();
+}
+
+/// Registers a broker over `addr`, looks its topic up, and puts one KV
+/// entry (`ns`/`k` = `v`), so a stop can show the KV file survived.
+fn serve_a_route_and_a_kv_put(addr: std::net::SocketAddr) {
+    let mut c = Client::connect(addr);
+    let topics = [topic("TopicTest", 4, 6), topic("Other", 2, 6)];
+    assert_eq!(BROKER_A.register(&mut c, &version(1), &topics).code(), 0);
+    let route = Reply::parse(&c.call(&frame::request(105, 1, 0, &[("topic", "TopicTest")], b"")));
+    assert_eq!(route.code(), 0, "{:?}", route.header);
+    assert!(route.body_text().contains("\"brokerName\":\"broker-a\""));
+    let put = [("namespace", "ns"), ("key", "k"), ("value", "v")];
+    let r = Reply::parse(&c.call(&frame::request(100, 2, 0, &put, b"")));
+    assert_eq!(r.code(), 0, "{:?}", r.header);
+}
+
+/// A directory the image's user (65532) can write: the KV volume.
+fn data_dir() -> TempDir {
+    let data = TempDir::new();
+    let chown = Command::new("chown")
+        .args(["65532:65532", data.0.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    data
+}
+
+fn assert_not_root(container: &str) {
+    let top = podman_ok(&["top", container, "user"]);
+    assert!(!top.lines().skip(1).any(|l| l.trim() == "root"), "{top}");
+}
+
+const KV_FILE: &str = r#"{"configTable":{"ns":{"k":"v"}}}"#;
+
+/// `podman run` with the flags of a restricted pod: refused under podman's
+/// default seccomp profile, serving under the shipped one, SIGTERM exits 0.
+fn podman_run() {
     // podman's default seccomp profile blocks io_uring: a clear error, fast.
     let started = Instant::now();
     let mut args = vec!["run", "--rm"];
@@ -217,12 +327,7 @@ fn the_image_runs_restricted_under_the_shipped_seccomp_profile_only() {
     assert!(!text.contains("panicked"), "{text}");
 
     // Under the shipped profile it serves, as its own user, read-only.
-    let data = TempDir::new();
-    let chown = Command::new("chown")
-        .args(["65532:65532", data.0.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(chown.success());
+    let data = data_dir();
     let (remoting, http) = (free_port(), free_port());
     let name = format!("rocketns-test-{}", std::process::id());
     let profile = repo().join("deploy/seccomp/rocketns.json");
@@ -238,36 +343,109 @@ fn the_image_runs_restricted_under_the_shipped_seccomp_profile_only() {
     args.extend(["--nsaddrDnsName", "localhost"]);
     podman_ok(&args);
     let container = Container(name.clone());
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{remoting}").parse().unwrap();
-    let http_addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
-    assert!(
-        wait_connect(addr),
-        "not listening: {}",
-        podman_ok(&["logs", &name])
-    );
-    let mut c = Client::connect(addr);
-    let topics = [topic("TopicTest", 4, 6), topic("Other", 2, 6)];
-    assert_eq!(BROKER_A.register(&mut c, &version(1), &topics).code(), 0);
-    let route = Reply::parse(&c.call(&frame::request(105, 1, 0, &[("topic", "TopicTest")], b"")));
-    assert_eq!(route.code(), 0, "{:?}", route.header);
-    assert!(route.body_text().contains("\"brokerName\":\"broker-a\""));
-    let put = [("namespace", "ns"), ("key", "k"), ("value", "v")];
-    let r = Reply::parse(&c.call(&frame::request(100, 2, 0, &put, b"")));
-    assert_eq!(r.code(), 0, "{:?}", r.header);
+    let (addr, http_addr) = wait_published(&name, remoting, http);
+    serve_a_route_and_a_kv_put(addr);
 
     assert_eq!(http_get(http_addr, "/healthz").0, 200);
     assert_eq!(http_get(http_addr, "/readyz").0, 200);
     let (code, list) = http_get(http_addr, "/rocketmq/nsaddr");
     assert_eq!(code, 200, "{list}");
     assert!(list.split(';').any(|a| a.ends_with(":9876")), "{list}");
-    let top = podman_ok(&["top", &name, "user"]);
-    assert!(!top.lines().skip(1).any(|l| l.trim() == "root"), "{top}");
+    assert_not_root(&name);
 
     // podman stop sends SIGTERM: exit 0, KV intact on the volume.
     podman_ok(&["stop", "-t", "10", &name]);
     let code = podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", &name]);
     assert_eq!(code.trim(), "0", "{}", podman_ok(&["logs", &name]));
     let kv = std::fs::read_to_string(data.0.join("kvConfig.json")).unwrap();
-    assert_eq!(kv, r#"{"configTable":{"ns":{"k":"v"}}}"#);
+    assert_eq!(kv, KV_FILE);
     drop(container);
+}
+
+/// A Python with PyYAML for `scripts/kube-pod.py` (`scripts/test.sh` finds
+/// one and sets ROCKETNS_YAML_PYTHON).
+fn yaml_python() -> Result<String, String> {
+    let py = std::env::var("ROCKETNS_YAML_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import yaml"])
+        .stderr(Stdio::null())
+        .status();
+    match ok {
+        Ok(s) if s.success() => Ok(py),
+        _ => Err(format!(
+            "{py} cannot import yaml (scripts/test.sh sets ROCKETNS_YAML_PYTHON)"
+        )),
+    }
+}
+
+/// The StatefulSet's pod template, rendered as a Pod from the same file,
+/// under `podman kube play`: its securityContext, seccomp profile, config
+/// map, args and KV volume as the manifests have them.
+fn kube_play() {
+    let python = match yaml_python() {
+        Ok(p) => p,
+        Err(why) => {
+            println!("SKIP kube play: {why}");
+            return;
+        }
+    };
+    let data = data_dir();
+    let (remoting, http) = (free_port(), free_port());
+    let name = format!("rocketns-test-{}", std::process::id());
+    let root = repo();
+    let rendered = Command::new(&python)
+        .arg(root.join("scripts/kube-pod.py"))
+        .arg("--statefulset")
+        .arg(root.join("deploy/k8s/statefulset.yaml"))
+        .args(["--name", &name, "--image", IMAGE, "--data"])
+        .arg(&data.0)
+        .args(["--remoting-port", &remoting.to_string()])
+        .args(["--http-port", &http.to_string()])
+        .output()
+        .expect("run scripts/kube-pod.py");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let pod_file = data.0.join("pod.yaml");
+    std::fs::write(&pod_file, &rendered.stdout).unwrap();
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(text.contains("readOnlyRootFilesystem: true"), "{text}");
+
+    let _pod = Pod(name.clone());
+    podman_ok(&[
+        "kube",
+        "play",
+        "--seccomp-profile-root",
+        root.join("deploy/seccomp").to_str().unwrap(),
+        "--configmap",
+        root.join("deploy/k8s/configmap.yaml").to_str().unwrap(),
+        pod_file.to_str().unwrap(),
+    ]);
+    let container = format!("{name}-rocketns");
+    let (addr, http_addr) = wait_published(&container, remoting, http);
+    // The template's security context reached the container.
+    let security = podman_ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.ReadonlyRootfs}} {{.Config.User}} {{len .EffectiveCaps}}",
+        &container,
+    ]);
+    assert_eq!(security.trim(), "true 65532:65532 0", "{security}");
+    assert_not_root(&container);
+
+    // It serves, so the config map's namesrv.properties was mounted (`-c`
+    // of a missing file stops start-up). What the probes ask, from the host: startup and liveness /healthz,
+    // readiness /readyz (podman would run them through a shell the image
+    // does not have).
+    serve_a_route_and_a_kv_put(addr);
+    assert_eq!(http_get(http_addr, "/healthz").0, 200);
+    assert_eq!(http_get(http_addr, "/readyz").0, 200);
+
+    podman_ok(&["pod", "stop", "-t", "10", &name]);
+    let code = podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", &container]);
+    assert_eq!(code.trim(), "0", "{}", podman_ok(&["logs", &container]));
+    let kv = std::fs::read_to_string(data.0.join("kvConfig.json")).unwrap();
+    assert_eq!(kv, KV_FILE);
 }

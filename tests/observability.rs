@@ -126,8 +126,8 @@ fn nsaddr_serves_the_configured_list_or_the_resolved_name() {
     assert!(body.contains("nsaddrList"), "{body}");
 }
 
-/// `rocketns --healthcheck HOST:PORT`: the image's HEALTHCHECK, which needs
-/// neither a shell nor curl.
+/// `rocketns --healthcheck HOST:PORT[/PATH]`: the image's HEALTHCHECK and
+/// the exec probes of the rendered pod, which need neither a shell nor curl.
 #[test]
 fn healthcheck_flag_exits_0_only_for_a_healthy_server() {
     let port = free_port().to_string();
@@ -140,7 +140,10 @@ fn healthcheck_flag_exits_0_only_for_a_healthy_server() {
             .status
             .code()
     };
-    assert_eq!(check(&s.server.http_addr().unwrap().to_string()), Some(0));
+    let http = s.server.http_addr().unwrap();
+    assert_eq!(check(&http.to_string()), Some(0));
+    assert_eq!(check(&format!("{http}/readyz")), Some(0));
+    assert_eq!(check(&format!("{http}/no-such-endpoint")), Some(1));
     drop(s);
     assert_eq!(check(&format!("127.0.0.1:{port}")), Some(1));
 }
