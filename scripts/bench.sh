@@ -5,19 +5,22 @@
 #
 #   scripts/bench.sh [--quick] [--duration S] [--out DIR]
 #                    [--peer-bin PATH | --peer-cmd 'CMD {port} {dir}' | --peer-addr HOST:PORT]
-#                    [--no-netns]
+#                    [--no-netns] [--no-pin]
 #
 # --peer-bin takes rocketmq-namesrv-rust's flags (cargo install
 # rocketmq-namesrv). As root, everything runs inside a fresh network
 # namespace that has only loopback (the Rust port probes its host's first
 # non-loopback address), and the namespace is removed at the end.
+# With 2 or more CPUs, the load generator runs on CPU 0 and every server
+# (rocketns, the responder, the peer) on the others, so client and server
+# never take each other's core; --no-pin lets the scheduler place them.
 # Writes DIR/runs.jsonl (one JSON line per run), DIR/table.md, DIR/plot-*.svg
 # and DIR/summary.md. Every run is bounded; the whole matrix takes about
 # 12 min with the default 10 s runs (about 3 min with --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=10 warmup=2 quick=0 out="" peer_cmd="" peer_addr="" netns=1
+duration=10 warmup=2 quick=0 out="" peer_cmd="" peer_addr="" netns=1 pin=1
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 duration=3 warmup=1 ;;
@@ -27,7 +30,8 @@ while [[ $# -gt 0 ]]; do
         --peer-cmd) peer_cmd="$2"; shift ;;
         --peer-addr) peer_addr="$2"; shift ;;
         --no-netns) netns=0 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --no-pin) pin=0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -68,6 +72,15 @@ fi
 # killing its pid would leave the server running.
 inns() { "${run[@]}" "$@"; }
 
+# CPU placement: cli for the load generator, srv for the server under test.
+cli=() srv=() placement="client and server placed by the scheduler"
+cpus="$(nproc)"
+if [[ $pin == 1 && $cpus -ge 2 ]] && command -v taskset >/dev/null; then
+    cli=(taskset -c 0) srv=(taskset -c "1-$((cpus - 1))")
+    placement="client pinned to CPU 0, server to CPU 1-$((cpus - 1))"
+fi
+echo "$placement"
+
 port_up() { # HOST:PORT, waits up to 30 s
     local host="${1%:*}" port="${1##*:}"
     for _ in $(seq 300); do
@@ -82,7 +95,7 @@ next_port=19876
 start_rocketns() {
     local port=$((next_port++)) dir="$work/rocketns-$next_port"
     mkdir -p "$dir"
-    "${run[@]}" "$bin/rocketns" --listenPort "$port" --bindAddress 127.0.0.1 --httpListenPort 0 \
+    "${run[@]}" "${srv[@]}" "$bin/rocketns" --listenPort "$port" --bindAddress 127.0.0.1 --httpListenPort 0 \
         --rocketmqHome "$dir" --kvConfigPath "$dir/kv.json" \
         --configStorePath "$dir/ns.properties" > "$dir/log" 2>&1 &
     pids+=($!); server_pid=$!; addr="127.0.0.1:$port"
@@ -90,7 +103,7 @@ start_rocketns() {
 }
 start_fixed() {
     local port=$((next_port++))
-    "${run[@]}" "$bin/rocketns-load" serve-fixed --listen "127.0.0.1:$port" --duration-secs 600 \
+    "${run[@]}" "${srv[@]}" "$bin/rocketns-load" serve-fixed --listen "127.0.0.1:$port" --duration-secs 600 \
         > "$work/fixed.log" 2>&1 &
     pids+=($!); server_pid=$!; addr="127.0.0.1:$port"
     port_up "$addr"
@@ -104,7 +117,7 @@ start_peer() {
     local cmd="${peer_cmd//\{port\}/$port}"
     cmd="${cmd//\{dir\}/$dir}"
     # shellcheck disable=SC2086 # the command is words by design
-    "${run[@]}" $cmd > "$dir/log" 2>&1 &
+    "${run[@]}" "${srv[@]}" $cmd > "$dir/log" 2>&1 &
     pids+=($!); server_pid=$!; addr="127.0.0.1:$port"
     port_up "$addr"
 }
@@ -131,7 +144,7 @@ rss_mb() { # resident memory of the server process (and its children)
 load() { # LABEL CASE MODE ARGS...: one run, its JSON line appended
     local label="$1" case="$2" mode="$3"; shift 3
     echo "== $label: $case" >&2
-    inns "$bin/rocketns-load" "$mode" --addr "$addr" --label "$label" --case "$case" \
+    inns "${cli[@]}" "$bin/rocketns-load" "$mode" --addr "$addr" --label "$label" --case "$case" \
         --duration-secs "$duration" --warmup-secs "$warmup" --json "$@" \
         | tee -a "$work/human.log" | tail -n 1 >> "$runs"
 }
@@ -139,7 +152,7 @@ load() { # LABEL CASE MODE ARGS...: one run, its JSON line appended
 # Brokers holding TOPICS topics registered (1,000 per broker, so no
 # registration comes near the frame limit), re-registering unchanged.
 hold_topics() { # BROKERS SECONDS
-    "${run[@]}" "$bin/rocketns-load" register --addr "$addr" --brokers "$1" \
+    "${run[@]}" "${cli[@]}" "$bin/rocketns-load" register --addr "$addr" --brokers "$1" \
         --topics-per-broker 1000 --period-ms 30000 --churn none \
         --warmup-secs 0 --duration-secs "$2" > "$work/hold.log" 2>&1 &
     pids+=($!); holder=$!
@@ -221,7 +234,7 @@ fi
 {
     echo "# rocketns benchmark, commit $commit, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -r); client: rocketns-load, 1 thread; ${duration} s per run after ${warmup} s warm-up."
+    echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -r); client: rocketns-load, 1 thread; $placement; ${duration} s per run after ${warmup} s warm-up."
     echo
     echo "Resident memory with the topics registered (MB):"
     for k in "${!rss[@]}"; do echo "- $k topics: ${rss[$k]}"; done | sort

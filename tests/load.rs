@@ -68,6 +68,7 @@ fn mixed_mode_lookups_and_churning_registrations_verify_against_rocketns() {
     assert_eq!(v["mode"], "mixed");
     assert_clean(&v, "");
     assert_clean(&v, "register_");
+    assert_eq!(num(&v, "connections_served"), 4.0, "{v}");
     assert!(num(&v, "first_register_ok_total") >= 2.0, "{v}");
     assert!(
         server.server.snapshot_version() > 2,
@@ -117,6 +118,7 @@ fn open_loop_lookup_holds_its_rate_against_rocketns() {
     let mut register = register;
     let _ = register.wait();
     assert_clean(&v, "");
+    assert_eq!(num(&v, "connections_served"), 3.0, "{v}");
     let rate = num(&v, "throughput_per_s");
     assert!((300.0..=700.0).contains(&rate), "open loop at 500/s: {v}");
 }
@@ -174,6 +176,7 @@ fn lookup_reports_errors_when_the_replies_are_wrong() {
     let _ = fixed.kill();
     let _ = fixed.wait();
     assert_eq!(num(&v, "ok_total"), 0.0, "{v}");
+    assert_eq!(num(&v, "connections_served"), 0.0, "{v}");
     assert!(num(&v, "errors_total") > 0.0, "{v}");
     assert!(
         v["errors_by_kind"]["missing_topic_code_0"].as_f64() > Some(0.0),

@@ -506,7 +506,7 @@ fn run_client(mode: &str, m: &ArgMatches) -> Result<(), String> {
                 let ctx = Rc::new(lookup_ctx(&opts, mix, addr, timeout, seed, window));
                 let tasks = lookup::start(&ctx, streams);
                 let (_, stuck) = join_until(tasks, window.until + drain).await;
-                let mut main = ctx.stats.take();
+                let mut main = ctx.take_stats();
                 main.errors_n("tasks_stuck_at_end", stuck);
                 Outcome {
                     main,
@@ -572,7 +572,7 @@ fn run_client(mode: &str, m: &ArgMatches) -> Result<(), String> {
                 registrations.errors_n("tasks_stuck_at_end", stuck);
                 let first = Some(rctx.first.take());
                 let (main, register) = match lctx {
-                    Some(l) => (l.stats.take(), Some(registrations)),
+                    Some(l) => (l.take_stats(), Some(registrations)),
                     None => (registrations, None),
                 };
                 Outcome {
@@ -649,6 +649,7 @@ fn lookup_ctx(
         window,
         stats: RefCell::new(Stats::default()),
         verifier: RefCell::new(Verifier::default()),
+        served: RefCell::new(vec![false; opts.connections]),
     }
 }
 

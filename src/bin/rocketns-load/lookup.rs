@@ -38,6 +38,17 @@ pub struct LookupCtx {
     pub window: Window,
     pub stats: RefCell<Stats>,
     pub verifier: RefCell<Verifier>,
+    /// Per connection: a verified reply arrived in the measured window.
+    pub served: RefCell<Vec<bool>>,
+}
+
+impl LookupCtx {
+    /// The stats of the run, with how many connections were served.
+    pub fn take_stats(&self) -> Stats {
+        let mut stats = self.stats.take();
+        stats.connections_served = Some(self.served.borrow().iter().filter(|s| **s).count());
+        stats
+    }
 }
 
 /// Opens `n` connections, a bounded number at a time.
@@ -141,12 +152,17 @@ async fn drive(ctx: Rc<LookupCtx>, index: usize, mut stream: Option<TcpStream>) 
     }
 }
 
-/// Verifies one reply and records it.
-fn settle(ctx: &LookupCtx, sent: Instant, expect: Expect, f: &Frame, now: Instant) {
+/// Verifies one reply to connection `index` and records it.
+fn settle(ctx: &LookupCtx, index: usize, sent: Instant, expect: Expect, f: &Frame, now: Instant) {
     let verdict = ctx.verifier.borrow_mut().check_lookup(expect, f);
     let mut st = ctx.stats.borrow_mut();
     match verdict {
-        Ok(()) if ctx.window.contains(sent) => st.ok(now.saturating_duration_since(sent)),
+        Ok(()) if ctx.window.contains(sent) => {
+            st.ok(now.saturating_duration_since(sent));
+            if let Some(served) = ctx.served.borrow_mut().get_mut(index) {
+                *served = true;
+            }
+        }
         Ok(()) => {}
         Err(kind) => st.error(&kind),
     }
@@ -195,7 +211,7 @@ async fn closed_session(
             match pending.iter().position(|p| p.0 == f.header.opaque) {
                 Some(at) => {
                     let (_, sent, expect) = pending.swap_remove(at);
-                    settle(ctx, sent, expect, &f, now);
+                    settle(ctx, conn.index, sent, expect, &f, now);
                 }
                 None => ctx.stats.borrow_mut().error("unknown_opaque"),
             }
@@ -255,7 +271,8 @@ async fn open_session(
         fd,
     };
     let rate = ctx.rate_per_conn.unwrap_or(1.0);
-    let phase = conn.index as f64 / ctx.connections as f64;
+    let index = conn.index;
+    let phase = index as f64 / ctx.connections as f64;
     let start = ctx.window.start;
     let due_of = |k: u64| start + Duration::from_secs_f64((k as f64 + phase) / rate);
 
@@ -353,7 +370,7 @@ async fn open_session(
                 match entry {
                     Some((sent, expect)) => {
                         shared.permits.signal(1);
-                        settle(ctx, sent, expect, &f, now);
+                        settle(ctx, index, sent, expect, &f, now);
                     }
                     None => ctx.stats.borrow_mut().error("unknown_opaque"),
                 }

@@ -18,6 +18,8 @@ struct Run {
     max: f64,
     errors: f64,
     ok: f64,
+    /// Lookups: connections served of those opened.
+    served: Option<(f64, f64)>,
     /// (percentile, latency µs)
     curve: Vec<(f64, f64)>,
 }
@@ -42,6 +44,9 @@ fn run_of(v: &Value) -> Option<(String, Run)> {
         max: num("latency_us_max"),
         errors: num("errors_total"),
         ok: num("ok_total"),
+        served: v["connections_served"]
+            .as_f64()
+            .map(|s| (s, num("connections"))),
         curve,
     };
     Some((case, run))
@@ -69,8 +74,8 @@ pub fn write(input: &Path, out: &Path) -> Result<String, String> {
     }
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut md = String::from(
-        "| case | target | lookups/s | p50 µs | p99 µs | p99.9 µs | max µs | errors | vs first: throughput | vs first: p99 |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| case | target | lookups/s | p50 µs | p99 µs | p99.9 µs | max µs | errors | connections served | vs first: throughput | vs first: p99 |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for case in &order {
         let runs = &cases[case];
@@ -85,7 +90,7 @@ pub fn write(input: &Path, out: &Path) -> Result<String, String> {
             };
             let _ = writeln!(
                 md,
-                "| {case} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} of {} | {} | {} |",
+                "| {case} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} of {} | {} | {} | {} |",
                 r.label,
                 r.throughput,
                 r.p50,
@@ -94,6 +99,8 @@ pub fn write(input: &Path, out: &Path) -> Result<String, String> {
                 r.max,
                 r.errors,
                 r.ok + r.errors,
+                r.served
+                    .map_or("-".into(), |(s, of)| format!("{s:.0} of {of:.0}")),
                 ratio(r.throughput, first.throughput),
                 ratio(r.p99, first.p99),
             );
@@ -191,28 +198,28 @@ mod tests {
     fn table_compares_with_the_first_label_and_plots_each_case() {
         let dir = std::env::temp_dir().join(format!("rocketns-report-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let line = |label: &str, thr: f64, p99: f64| {
+        let line = |label: &str, thr: f64, p99: f64, served: u32| {
             format!(
-                r#"{{"case":"lookup 100x1","label":"{label}","throughput_per_s":{thr},"latency_us_p50":10,"latency_us_p99":{p99},"latency_us_p99_9":30,"latency_us_max":40,"errors_total":0,"ok_total":100,"latency_us_percentiles":[[50,10],[99,{p99}],[100,40]]}}"#
+                r#"{{"case":"lookup 100x1","label":"{label}","throughput_per_s":{thr},"latency_us_p50":10,"latency_us_p99":{p99},"latency_us_p99_9":30,"latency_us_max":40,"errors_total":0,"ok_total":100,"connections":100,"connections_served":{served},"latency_us_percentiles":[[50,10],[99,{p99}],[100,40]]}}"#
             )
         };
         let input = dir.join("runs.jsonl");
         let text = format!(
             "noise\n{}\n{}\n",
-            line("rocketns", 300.0, 20.0),
-            line("peer", 100.0, 60.0)
+            line("rocketns", 300.0, 20.0, 100),
+            line("peer", 100.0, 60.0, 97)
         );
         std::fs::write(&input, text).unwrap();
         let md = write(&input, &dir).unwrap();
         assert!(
             md.contains(
-                "| lookup 100x1 | rocketns | 300 | 10 | 20 | 30 | 40 | 0 of 100 | 1.00 | 1.00 |"
+                "| lookup 100x1 | rocketns | 300 | 10 | 20 | 30 | 40 | 0 of 100 | 100 of 100 | 1.00 | 1.00 |"
             ),
             "{md}"
         );
         assert!(
             md.contains(
-                "| lookup 100x1 | peer | 100 | 10 | 60 | 30 | 40 | 0 of 100 | 0.33 | 3.00 |"
+                "| lookup 100x1 | peer | 100 | 10 | 60 | 30 | 40 | 0 of 100 | 97 of 100 | 0.33 | 3.00 |"
             ),
             "{md}"
         );

@@ -18,6 +18,8 @@ pub struct Stats {
     hist: Histogram<u64>,
     pub ok: u64,
     pub errors: BTreeMap<String, u64>,
+    /// Lookups: connections that had a verified reply in the window.
+    pub connections_served: Option<usize>,
 }
 
 impl Default for Stats {
@@ -26,6 +28,7 @@ impl Default for Stats {
             hist: Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3).expect("valid bounds"),
             ok: 0,
             errors: BTreeMap::new(),
+            connections_served: None,
         }
     }
 }
@@ -103,6 +106,9 @@ impl Stats {
             .map(|(k, v)| (k.clone(), (*v).into()))
             .collect();
         put("errors_by_kind", Value::Object(kinds));
+        if let Some(n) = self.connections_served {
+            put("connections_served", n.into());
+        }
     }
 
     /// Human lines, indented, named `what`; the rate when `window` is given.
@@ -126,6 +132,9 @@ impl Stats {
         );
         for (k, v) in &self.errors {
             s.push_str(&format!("\n    {k}: {v}"));
+        }
+        if let Some(n) = self.connections_served {
+            s.push_str(&format!("\n  connections served: {n}"));
         }
         s
     }
