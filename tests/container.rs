@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{free_port, http_get, topic, version, Client, Reply, TempDir, BROKER_A};
+use common::{free_port, http_get, skip, topic, version, Client, Reply, TempDir, BROKER_A};
 use rocketns::protocol::frame;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -253,7 +253,7 @@ fn wait_connect(addr: std::net::SocketAddr) -> bool {
 #[test]
 fn the_image_and_the_pod_template_run_restricted_under_the_shipped_seccomp_profile() {
     if let Some(why) = unavailable() {
-        println!("SKIP container: {why}");
+        skip(&format!("container: {why}"));
         return;
     }
     let _images = Images {
@@ -261,7 +261,7 @@ fn the_image_and_the_pod_template_run_restricted_under_the_shipped_seccomp_profi
         pause_before: pause_images(),
     };
     if let Err(why) = build_image() {
-        println!("SKIP container: {why}");
+        skip(&format!("container: {why}"));
         return;
     }
     let user = podman_ok(&["image", "inspect", "--format", "{{.Config.User}}", IMAGE]);
@@ -385,7 +385,7 @@ fn kube_play() {
     let python = match yaml_python() {
         Ok(p) => p,
         Err(why) => {
-            println!("SKIP kube play: {why}");
+            skip(&format!("kube play: {why}"));
             return;
         }
     };

@@ -28,7 +28,7 @@ fn cpp_queues(python: &str, addr: std::net::SocketAddr, topic: &str) -> serde_js
 #[test]
 fn cpp_client_sees_exactly_the_registered_queues() {
     let Ok(python) = std::env::var("ROCKETNS_TEST_PYTHON") else {
-        println!("SKIP: ROCKETNS_TEST_PYTHON not set (run ./scripts/test.sh)");
+        common::skip("cpp_client: ROCKETNS_TEST_PYTHON not set (run ./scripts/test.sh)");
         return;
     };
     let s = TestServer::start();
