@@ -76,8 +76,10 @@ inns() { "${run[@]}" "$@"; }
 cli=() srv=() placement="client and server placed by the scheduler"
 cpus="$(nproc)"
 if [[ $pin == 1 && $cpus -ge 2 ]] && command -v taskset >/dev/null; then
-    cli=(taskset -c 0) srv=(taskset -c "1-$((cpus - 1))")
-    placement="client pinned to CPU 0, server to CPU 1-$((cpus - 1))"
+    others=1
+    ((cpus > 2)) && others="1-$((cpus - 1))"
+    cli=(taskset -c 0) srv=(taskset -c "$others")
+    placement="client pinned to CPU 0, server to CPU $others"
 fi
 echo "$placement"
 
