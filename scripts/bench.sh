@@ -11,9 +11,11 @@
 # rocketmq-namesrv). As root, everything runs inside a fresh network
 # namespace that has only loopback (the Rust port probes its host's first
 # non-loopback address), and the namespace is removed at the end.
-# With 2 or more CPUs, the load generator runs on CPU 0 and every server
-# (rocketns, the responder, the peer) on the others, so client and server
-# never take each other's core; --no-pin lets the scheduler place them.
+# With 2 or more usable CPUs, the load generator runs on the first and
+# every server (rocketns, the responder, the peer) on the others, so client
+# and server never take each other's core; --no-pin lets the scheduler
+# place them. The responder is one thread: beyond 2 CPUs it is no longer a
+# ceiling for a server that uses several.
 # Writes DIR/runs.jsonl (one JSON line per run), DIR/table.md, DIR/plot-*.svg
 # and DIR/summary.md. Every run is bounded; the whole matrix takes about
 # 12 min with the default 10 s runs (about 3 min with --quick).
@@ -31,7 +33,7 @@ while [[ $# -gt 0 ]]; do
         --peer-addr) peer_addr="$2"; shift ;;
         --no-netns) netns=0 ;;
         --no-pin) pin=0 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -52,9 +54,11 @@ ns=""
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     # Anything still in the namespace (a server that ignored SIGTERM).
-    [[ -n "$ns" ]] && ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    if [[ -n "$ns" ]]; then
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    fi
     wait 2>/dev/null || true
-    [[ -n "$ns" ]] && ip netns delete "$ns" 2>/dev/null
+    if [[ -n "$ns" ]]; then ip netns delete "$ns" 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -72,14 +76,23 @@ fi
 # killing its pid would leave the server running.
 inns() { "${run[@]}" "$@"; }
 
-# CPU placement: cli for the load generator, srv for the server under test.
+# CPU placement: cli for the load generator, srv for the server under test,
+# from the CPUs this process may use (a cpuset need not start at 0).
+usable_cpus() { # the affinity list, one CPU per line
+    local list part
+    list="$(taskset -pc $$ | sed 's/.*: *//')"
+    for part in ${list//,/ }; do
+        if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
+    done
+}
 cli=() srv=() placement="client and server placed by the scheduler"
-cpus="$(nproc)"
-if [[ $pin == 1 && $cpus -ge 2 ]] && command -v taskset >/dev/null; then
-    others=1
-    ((cpus > 2)) && others="1-$((cpus - 1))"
-    cli=(taskset -c 0) srv=(taskset -c "$others")
-    placement="client pinned to CPU 0, server to CPU $others"
+if [[ $pin == 1 ]] && command -v taskset >/dev/null; then
+    mapfile -t usable < <(usable_cpus)
+    if ((${#usable[@]} >= 2)); then
+        others="$(IFS=,; echo "${usable[*]:1}")"
+        cli=(taskset -c "${usable[0]}") srv=(taskset -c "$others")
+        placement="client pinned to CPU ${usable[0]}, server to CPU $others"
+    fi
 fi
 echo "$placement"
 

@@ -21,7 +21,8 @@ scripts/podman-env.sh || echo "SKIP podman: scripts/podman-env.sh failed"
 scripts/lint-deploy.sh
 # A Python with PyYAML for scripts/kube-pod.py (tests/container.rs renders
 # the StatefulSet's pod for podman kube play); the linters' venv has one.
-for py in python3 /usr/bin/python3 "${ROCKETNS_LINT_VENV:-$PWD/target/lint-venv}/bin/python"; do
+for py in ${ROCKETNS_YAML_PYTHON:-} python3 /usr/bin/python3 \
+    "${ROCKETNS_LINT_VENV:-$PWD/target/lint-venv}/bin/python"; do
     if "$py" -c 'import yaml' >/dev/null 2>&1; then
         ROCKETNS_YAML_PYTHON="$(command -v "$py")"
         export ROCKETNS_YAML_PYTHON

@@ -126,8 +126,8 @@ fn nsaddr_serves_the_configured_list_or_the_resolved_name() {
     assert!(body.contains("nsaddrList"), "{body}");
 }
 
-/// `rocketns --healthcheck HOST:PORT[/PATH]`: the image's HEALTHCHECK and
-/// the exec probes of the rendered pod, which need neither a shell nor curl.
+/// `rocketns --healthcheck HOST:PORT[/PATH]`: the image's HEALTHCHECK, and
+/// an exec probe where a runtime runs one without a shell; needs no curl.
 #[test]
 fn healthcheck_flag_exits_0_only_for_a_healthy_server() {
     let port = free_port().to_string();
