@@ -6,7 +6,7 @@
 //! (`scripts/kube-pod.py` renders it as a Pod). Base images are made locally
 //! (no registry is reachable): a runtime base from the host's C libraries
 //! and a builder with busybox; the build takes the binary cargo already
-//! built (`PREBUILT`). Every image, container and pod made here is removed
+//! built (`PREBUILT`). Every image, container, pod and volume made here is removed
 //! at the end, pass or fail.
 //!
 //! Skipped, with the reason printed, only where podman is not installed
