@@ -313,7 +313,21 @@ fn assert_not_root(container: &str) {
     assert!(!top.lines().skip(1).any(|l| l.trim() == "root"), "{top}");
 }
 
-const KV_FILE: &str = r#"{"configTable":{"ns":{"k":"v"}}}"#;
+/// What the probes ask (startup and liveness `/healthz`, readiness
+/// `/readyz`), from the host.
+fn assert_probes_answer(http_addr: std::net::SocketAddr) {
+    assert_eq!(http_get(http_addr, "/healthz").0, 200);
+    assert_eq!(http_get(http_addr, "/readyz").0, 200);
+}
+
+/// After a stop (SIGTERM): `container` exited 0 and the KV entry that
+/// `serve_a_route_and_a_kv_put` made is intact on the volume at `data`.
+fn assert_exited_0_with_kv_intact(container: &str, data: &Path) {
+    let code = podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", container]);
+    assert_eq!(code.trim(), "0", "{}", podman_ok(&["logs", container]));
+    let kv = std::fs::read_to_string(data.join("kvConfig.json")).unwrap();
+    assert_eq!(kv, r#"{"configTable":{"ns":{"k":"v"}}}"#);
+}
 
 /// `podman run` with the flags of a restricted pod: refused under podman's
 /// default seccomp profile, serving under the shipped one, SIGTERM exits 0.
@@ -357,9 +371,7 @@ fn podman_run() {
     let container = Container(name.clone());
     let (addr, http_addr) = wait_published(&name, remoting, http);
     serve_a_route_and_a_kv_put(addr);
-
-    assert_eq!(http_get(http_addr, "/healthz").0, 200);
-    assert_eq!(http_get(http_addr, "/readyz").0, 200);
+    assert_probes_answer(http_addr);
     let (code, list) = http_get(http_addr, "/rocketmq/nsaddr");
     assert_eq!(code, 200, "{list}");
     assert!(list.split(';').any(|a| a.ends_with(":9876")), "{list}");
@@ -367,10 +379,7 @@ fn podman_run() {
 
     // podman stop sends SIGTERM: exit 0, KV intact on the volume.
     podman_ok(&["stop", "-t", "10", &name]);
-    let code = podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", &name]);
-    assert_eq!(code.trim(), "0", "{}", podman_ok(&["logs", &name]));
-    let kv = std::fs::read_to_string(data.0.join("kvConfig.json")).unwrap();
-    assert_eq!(kv, KV_FILE);
+    assert_exited_0_with_kv_intact(&name, &data.0);
     drop(container);
 }
 
@@ -490,16 +499,11 @@ fn kube_play() {
         "{config}"
     );
 
-    // What the probes ask, from the host: startup and liveness /healthz,
-    // readiness /readyz (podman would run them through a shell the image
-    // does not have).
+    // The probes' endpoints, asked from the host (podman would run the
+    // probes through a shell the image does not have).
     serve_a_route_and_a_kv_put(addr);
-    assert_eq!(http_get(http_addr, "/healthz").0, 200);
-    assert_eq!(http_get(http_addr, "/readyz").0, 200);
+    assert_probes_answer(http_addr);
 
     podman_ok(&["pod", "stop", "-t", "10", &name]);
-    let code = podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", &container]);
-    assert_eq!(code.trim(), "0", "{}", podman_ok(&["logs", &container]));
-    let kv = std::fs::read_to_string(data.0.join("kvConfig.json")).unwrap();
-    assert_eq!(kv, KV_FILE);
+    assert_exited_0_with_kv_intact(&container, &data.0);
 }
