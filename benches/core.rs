@@ -6,6 +6,7 @@
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use rocketns::protocol::body::{DataVersion, RegisterBody, TopicConfig};
+use rocketns::protocol::client;
 use rocketns::protocol::frame::{self, FRAME_SIZE_MAX};
 use rocketns::route::snapshot::Snapshot;
 use rocketns::route::table::{Changes, Limits, Registration, RouteSettings, RouteTable};
@@ -89,7 +90,7 @@ fn lookup(c: &mut Criterion) {
 }
 
 fn decode(c: &mut Criterion) {
-    let request = frame::request(105, 1, 0, &[("topic", "topic-3-141")], b"");
+    let request = client::request(105, 1, 0, &[("topic", "topic-3-141")], b"");
     c.bench_function("decode/route_request", |b| {
         b.iter(|| {
             let mut buf = BytesMut::from(&request[..]);
@@ -137,9 +138,8 @@ fn register_and_publish(c: &mut Criterion) {
 /// Decoding a 10,000-topic REGISTER_BROKER body, as a 5.x broker sends it
 /// (plain JSON) and as a 4.x broker with compressedRegister does (zlib).
 fn decode_register_body(c: &mut Criterion) {
-    use rocketns::protocol::body::{
-        decode_register, encode_register_compressed, encode_register_json,
-    };
+    use rocketns::protocol::body::decode_register;
+    use rocketns::protocol::client::{encode_register_compressed, encode_register_json};
     use rocketns::protocol::codes::version::{V4_9_4, V5_0_0};
     let names: Vec<String> = (0..10_000).map(|t| format!("topic-0-{t}")).collect();
     let topics: Vec<(&str, TopicConfig)> = names

@@ -2,6 +2,7 @@
 //! a properties file and from `--key value` flags (DECISIONS 3, 4), listed
 //! by `-p` and logged at start-up.
 
+use crate::route::table::{Limits, RouteSettings};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -22,14 +23,26 @@ pub enum Group {
     Rocketns,
 }
 
+/// When a key's value takes effect in rocketns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applies {
+    /// Read from the published `RuntimeSettings`: UPDATE_NAMESRV_CONFIG
+    /// changes it at once.
+    Runtime,
+    /// Read once into `StartupSettings`: a change takes effect at the next
+    /// start, if the file it is persisted to is the one read at start.
+    Start,
+    /// A Java key rocketns accepts, lists and persists, but does not act on.
+    Unused,
+}
+
 pub struct Key {
     pub name: &'static str,
     pub kind: Kind,
     pub group: Group,
     /// Java's default as text; `""` is unset (null in Java).
     pub default: &'static str,
-    /// False for keys rocketns accepts but does not act on.
-    pub used: bool,
+    pub applies: Applies,
 }
 
 const fn key(
@@ -37,193 +50,94 @@ const fn key(
     kind: Kind,
     group: Group,
     default: &'static str,
-    used: bool,
+    applies: Applies,
 ) -> Key {
     Key {
         name,
         kind,
         group,
         default,
-        used,
+        applies,
     }
 }
 
+use Applies::*;
 use Group::*;
 use Kind::*;
 
 /// Every key, in Java's field declaration order within each group
 /// (`namesrv-behaviour.md` §11). Paths under the user's home are filled in
 /// by `Config::defaults`.
+#[rustfmt::skip]
 pub const KEYS: &[Key] = &[
-    key("rocketmqHome", Str, Namesrv, "", true),
-    key("kvConfigPath", Str, Namesrv, "", true),
-    key("configStorePath", Str, Namesrv, "", true),
-    key("productEnvName", Str, Namesrv, "center", false),
-    key("clusterTest", Bool, Namesrv, "false", false),
-    key("orderMessageEnable", Bool, Namesrv, "false", true),
-    key(
-        "returnOrderTopicConfigToBroker",
-        Bool,
-        Namesrv,
-        "true",
-        false,
-    ),
-    key("clientRequestThreadPoolNums", Int, Namesrv, "8", false),
-    key("defaultThreadPoolNums", Int, Namesrv, "16", false),
-    key(
-        "clientRequestThreadPoolQueueCapacity",
-        Int,
-        Namesrv,
-        "50000",
-        false,
-    ),
-    key(
-        "defaultThreadPoolQueueCapacity",
-        Int,
-        Namesrv,
-        "10000",
-        true,
-    ),
-    key("scanNotActiveBrokerInterval", Long, Namesrv, "5000", true),
-    key("unRegisterBrokerQueueCapacity", Int, Namesrv, "3000", true),
-    key("supportActingMaster", Bool, Namesrv, "false", true),
-    key("enableAllTopicList", Bool, Namesrv, "true", true),
-    key("enableTopicList", Bool, Namesrv, "true", true),
-    key("notifyMinBrokerIdChanged", Bool, Namesrv, "false", true),
-    key("enableControllerInNamesrv", Bool, Namesrv, "false", false),
-    key("needWaitForService", Bool, Namesrv, "false", true),
-    key("waitSecondsForService", Int, Namesrv, "45", true),
-    key(
-        "deleteTopicWithBrokerRegistration",
-        Bool,
-        Namesrv,
-        "false",
-        true,
-    ),
-    key(
-        "configBlackList",
-        Str,
-        Namesrv,
-        "configBlackList;configStorePath;kvConfigPath",
-        false,
-    ),
-    key("bindAddress", Str, NettyServer, "0.0.0.0", true),
-    key("listenPort", Int, NettyServer, "9876", true),
-    key("serverWorkerThreads", Int, NettyServer, "8", false),
-    key(
-        "serverCallbackExecutorThreads",
-        Int,
-        NettyServer,
-        "0",
-        false,
-    ),
-    key("serverSelectorThreads", Int, NettyServer, "3", false),
-    key("serverOnewaySemaphoreValue", Int, NettyServer, "256", false),
-    key("serverAsyncSemaphoreValue", Int, NettyServer, "64", false),
-    key(
-        "serverChannelMaxIdleTimeSeconds",
-        Int,
-        NettyServer,
-        "120",
-        false,
-    ),
-    key("serverSocketSndBufSize", Int, NettyServer, "0", false),
-    key("serverSocketRcvBufSize", Int, NettyServer, "0", false),
-    key("writeBufferHighWaterMark", Int, NettyServer, "0", false),
-    key("writeBufferLowWaterMark", Int, NettyServer, "0", false),
-    key("serverSocketBacklog", Int, NettyServer, "1024", false),
-    key(
-        "serverNettyWorkerGroupEnable",
-        Bool,
-        NettyServer,
-        "true",
-        false,
-    ),
-    key(
-        "serverPooledByteBufAllocatorEnable",
-        Bool,
-        NettyServer,
-        "true",
-        false,
-    ),
-    key(
-        "enableShutdownGracefully",
-        Bool,
-        NettyServer,
-        "false",
-        false,
-    ),
-    key("shutdownWaitTimeSeconds", Int, NettyServer, "30", false),
-    key("useEpollNativeSelector", Bool, NettyServer, "false", false),
-    key("clientWorkerThreads", Int, NettyClient, "4", false),
-    key("clientCallbackExecutorThreads", Int, NettyClient, "", false),
-    key(
-        "clientOnewaySemaphoreValue",
-        Int,
-        NettyClient,
-        "65535",
-        false,
-    ),
-    key(
-        "clientAsyncSemaphoreValue",
-        Int,
-        NettyClient,
-        "65535",
-        false,
-    ),
-    key("connectTimeoutMillis", Int, NettyClient, "3000", false),
-    key(
-        "channelNotActiveInterval",
-        Long,
-        NettyClient,
-        "60000",
-        false,
-    ),
-    key("isScanAvailableNameSrv", Bool, NettyClient, "true", false),
-    key(
-        "clientChannelMaxIdleTimeSeconds",
-        Int,
-        NettyClient,
-        "120",
-        false,
-    ),
-    key("clientSocketSndBufSize", Int, NettyClient, "0", false),
-    key("clientSocketRcvBufSize", Int, NettyClient, "0", false),
-    key(
-        "clientPooledByteBufAllocatorEnable",
-        Bool,
-        NettyClient,
-        "false",
-        false,
-    ),
-    key(
-        "clientCloseSocketIfTimeout",
-        Bool,
-        NettyClient,
-        "true",
-        false,
-    ),
-    key("useTLS", Bool, NettyClient, "false", false),
-    key("socksProxyConfig", Str, NettyClient, "{}", false),
-    key("disableCallbackExecutor", Bool, NettyClient, "false", false),
-    key("disableNettyWorkerGroup", Bool, NettyClient, "false", false),
-    key(
-        "maxReconnectIntervalTimeSeconds",
-        Int,
-        NettyClient,
-        "60",
-        false,
-    ),
-    key("enableReconnectForGoAway", Bool, NettyClient, "true", false),
-    key("httpListenPort", Int, Rocketns, "8080", true),
-    key("shardCount", Int, Rocketns, "0", true),
-    key("pinShards", Bool, Rocketns, "false", true),
-    key("connectionsMaxPerShard", Int, Rocketns, "20000", true),
-    key("brokerGroupsMax", Int, Rocketns, "4096", true),
-    key("topicsMax", Int, Rocketns, "1000000", true),
-    key("adminAllowedSources", Str, Rocketns, "", true),
-    key("nsaddrList", Str, Rocketns, "", true),
-    key("nsaddrDnsName", Str, Rocketns, "", true),
+    key("rocketmqHome", Str, Namesrv, "", Start),
+    key("kvConfigPath", Str, Namesrv, "", Start),
+    key("configStorePath", Str, Namesrv, "", Start),
+    key("productEnvName", Str, Namesrv, "center", Unused),
+    key("clusterTest", Bool, Namesrv, "false", Unused),
+    key("orderMessageEnable", Bool, Namesrv, "false", Runtime),
+    key("returnOrderTopicConfigToBroker", Bool, Namesrv, "true", Runtime),
+    key("clientRequestThreadPoolNums", Int, Namesrv, "8", Unused),
+    key("defaultThreadPoolNums", Int, Namesrv, "16", Unused),
+    key("clientRequestThreadPoolQueueCapacity", Int, Namesrv, "50000", Unused),
+    key("defaultThreadPoolQueueCapacity", Int, Namesrv, "10000", Start),
+    key("scanNotActiveBrokerInterval", Long, Namesrv, "5000", Runtime),
+    key("unRegisterBrokerQueueCapacity", Int, Namesrv, "3000", Start),
+    key("supportActingMaster", Bool, Namesrv, "false", Runtime),
+    key("enableAllTopicList", Bool, Namesrv, "true", Runtime),
+    key("enableTopicList", Bool, Namesrv, "true", Runtime),
+    key("notifyMinBrokerIdChanged", Bool, Namesrv, "false", Runtime),
+    key("enableControllerInNamesrv", Bool, Namesrv, "false", Unused),
+    key("needWaitForService", Bool, Namesrv, "false", Runtime),
+    key("waitSecondsForService", Int, Namesrv, "45", Runtime),
+    key("deleteTopicWithBrokerRegistration", Bool, Namesrv, "false", Runtime),
+    key("configBlackList", Str, Namesrv, "configBlackList;configStorePath;kvConfigPath", Start),
+    key("bindAddress", Str, NettyServer, "0.0.0.0", Start),
+    key("listenPort", Int, NettyServer, "9876", Start),
+    key("serverWorkerThreads", Int, NettyServer, "8", Unused),
+    key("serverCallbackExecutorThreads", Int, NettyServer, "0", Unused),
+    key("serverSelectorThreads", Int, NettyServer, "3", Unused),
+    key("serverOnewaySemaphoreValue", Int, NettyServer, "256", Unused),
+    key("serverAsyncSemaphoreValue", Int, NettyServer, "64", Unused),
+    key("serverChannelMaxIdleTimeSeconds", Int, NettyServer, "120", Runtime),
+    key("serverSocketSndBufSize", Int, NettyServer, "0", Unused),
+    key("serverSocketRcvBufSize", Int, NettyServer, "0", Unused),
+    key("writeBufferHighWaterMark", Int, NettyServer, "0", Unused),
+    key("writeBufferLowWaterMark", Int, NettyServer, "0", Unused),
+    key("serverSocketBacklog", Int, NettyServer, "1024", Unused),
+    key("serverNettyWorkerGroupEnable", Bool, NettyServer, "true", Unused),
+    key("serverPooledByteBufAllocatorEnable", Bool, NettyServer, "true", Unused),
+    key("enableShutdownGracefully", Bool, NettyServer, "false", Unused),
+    key("shutdownWaitTimeSeconds", Int, NettyServer, "30", Unused),
+    key("useEpollNativeSelector", Bool, NettyServer, "false", Unused),
+    key("clientWorkerThreads", Int, NettyClient, "4", Unused),
+    key("clientCallbackExecutorThreads", Int, NettyClient, "", Unused),
+    key("clientOnewaySemaphoreValue", Int, NettyClient, "65535", Unused),
+    key("clientAsyncSemaphoreValue", Int, NettyClient, "65535", Unused),
+    key("connectTimeoutMillis", Int, NettyClient, "3000", Unused),
+    key("channelNotActiveInterval", Long, NettyClient, "60000", Unused),
+    key("isScanAvailableNameSrv", Bool, NettyClient, "true", Unused),
+    key("clientChannelMaxIdleTimeSeconds", Int, NettyClient, "120", Unused),
+    key("clientSocketSndBufSize", Int, NettyClient, "0", Unused),
+    key("clientSocketRcvBufSize", Int, NettyClient, "0", Unused),
+    key("clientPooledByteBufAllocatorEnable", Bool, NettyClient, "false", Unused),
+    key("clientCloseSocketIfTimeout", Bool, NettyClient, "true", Unused),
+    key("useTLS", Bool, NettyClient, "false", Unused),
+    key("socksProxyConfig", Str, NettyClient, "{}", Unused),
+    key("disableCallbackExecutor", Bool, NettyClient, "false", Unused),
+    key("disableNettyWorkerGroup", Bool, NettyClient, "false", Unused),
+    key("maxReconnectIntervalTimeSeconds", Int, NettyClient, "60", Unused),
+    key("enableReconnectForGoAway", Bool, NettyClient, "true", Unused),
+    key("httpListenPort", Int, Rocketns, "8080", Start),
+    key("shardCount", Int, Rocketns, "0", Start),
+    key("pinShards", Bool, Rocketns, "false", Start),
+    key("connectionsMaxPerShard", Int, Rocketns, "20000", Start),
+    key("brokerGroupsMax", Int, Rocketns, "4096", Runtime),
+    key("topicsMax", Int, Rocketns, "1000000", Runtime),
+    key("adminAllowedSources", Str, Rocketns, "", Start),
+    key("nsaddrList", Str, Rocketns, "", Start),
+    key("nsaddrDnsName", Str, Rocketns, "", Start),
+    key("configStoreReadAtStart", Bool, Rocketns, "false", Start),
 ];
 
 /// NettyClientConfig also declares these two (same key, same value); `-p`
@@ -316,7 +230,7 @@ impl Config {
         self.explicit
             .iter()
             .copied()
-            .filter(|k| find_key(k).is_some_and(|k| !k.used))
+            .filter(|k| find_key(k).is_some_and(|k| k.applies == Unused))
     }
 
     pub fn str(&self, name: &str) -> &str {
@@ -348,29 +262,22 @@ impl Config {
         lines
     }
 
-    /// The typed settings the server runs with.
-    pub fn settings(&self) -> crate::server::Settings {
-        let n = |k: &str| self.i64(k).max(0) as u64;
-        crate::server::Settings {
+    fn num(&self, name: &str) -> u64 {
+        self.i64(name).max(0) as u64
+    }
+
+    /// The settings read once at start (`Applies::Start` keys).
+    pub fn startup(&self) -> StartupSettings {
+        let n = |k: &str| self.num(k);
+        StartupSettings {
             bind_address: self.str("bindAddress").to_string(),
             listen_port: n("listenPort") as u16,
             shard_count: n("shardCount") as usize,
             pin_shards: self.bool("pinShards"),
             connections_max_per_shard: n("connectionsMaxPerShard").max(1) as usize,
             http_listen_port: n("httpListenPort") as u16,
-            idle_timeout: match n("serverChannelMaxIdleTimeSeconds") {
-                0 => None,
-                secs => Some(std::time::Duration::from_secs(secs)),
-            },
-            scan_interval_ms: n("scanNotActiveBrokerInterval").max(1),
             request_queue_capacity: n("defaultThreadPoolQueueCapacity").max(1) as usize,
             unregister_queue_capacity: n("unRegisterBrokerQueueCapacity").max(1) as usize,
-            enable_all_topic_list: self.bool("enableAllTopicList"),
-            enable_topic_list: self.bool("enableTopicList"),
-            need_wait_for_service: self.bool("needWaitForService"),
-            wait_seconds_for_service: n("waitSecondsForService"),
-            order_message_enable: self.bool("orderMessageEnable"),
-            return_order_topic_config_to_broker: self.bool("returnOrderTopicConfigToBroker"),
             admin_acl: crate::acl::AdminAcl::parse(self.str("adminAllowedSources"))
                 .unwrap_or_default(),
             nsaddr_list: self
@@ -383,19 +290,88 @@ impl Config {
             nsaddr_dns_name: Some(self.str("nsaddrDnsName").trim())
                 .filter(|s| !s.is_empty())
                 .map(String::from),
-            kv_config_path: Some(PathBuf::from(self.str("kvConfigPath"))),
-            config_store_path: Some(PathBuf::from(self.str("configStorePath"))),
-            limits: crate::route::table::Limits {
+            kv_config_path: PathBuf::from(self.str("kvConfigPath")),
+            config_store_path: PathBuf::from(self.str("configStorePath")),
+        }
+    }
+
+    /// The settings UPDATE_NAMESRV_CONFIG changes while running
+    /// (`Applies::Runtime` keys).
+    pub fn runtime(&self) -> RuntimeSettings {
+        let n = |k: &str| self.num(k);
+        RuntimeSettings {
+            idle_timeout_ms: match n("serverChannelMaxIdleTimeSeconds") {
+                0 => None,
+                secs => Some(secs.saturating_mul(1000)),
+            },
+            scan_interval_ms: n("scanNotActiveBrokerInterval").max(1),
+            enable_all_topic_list: self.bool("enableAllTopicList"),
+            enable_topic_list: self.bool("enableTopicList"),
+            need_wait_for_service: self.bool("needWaitForService"),
+            wait_seconds_for_service: n("waitSecondsForService"),
+            order_message_enable: self.bool("orderMessageEnable"),
+            return_order_topic_config_to_broker: self.bool("returnOrderTopicConfigToBroker"),
+            limits: Limits {
                 broker_groups_max: n("brokerGroupsMax").max(1) as usize,
                 topics_max: n("topicsMax").max(1) as usize,
             },
-            route: crate::route::table::RouteSettings {
+            route: RouteSettings {
                 delete_topic_with_broker_registration: self
                     .bool("deleteTopicWithBrokerRegistration"),
                 support_acting_master: self.bool("supportActingMaster"),
                 notify_min_broker_id_changed: self.bool("notifyMinBrokerIdChanged"),
             },
         }
+    }
+}
+
+/// What the server reads once, at start: sockets, shards, queue sizes,
+/// files, and who may change state. Owned by `Server::start`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartupSettings {
+    pub bind_address: String,
+    pub listen_port: u16,
+    /// 0: one per CPU the process may use.
+    pub shard_count: usize,
+    pub pin_shards: bool,
+    pub connections_max_per_shard: usize,
+    /// `/metrics`, `/healthz`, `/readyz`; 0 turns the HTTP side off.
+    pub http_listen_port: u16,
+    pub request_queue_capacity: usize,
+    pub unregister_queue_capacity: usize,
+    /// Who may send state-changing admin requests (DECISIONS 26).
+    pub admin_acl: crate::acl::AdminAcl,
+    /// `/rocketmq/nsaddr` from configuration: these addresses, ...
+    pub nsaddr_list: Vec<String>,
+    /// ... or the ready addresses this name resolves to, at `listenPort`.
+    pub nsaddr_dns_name: Option<String>,
+    pub kv_config_path: PathBuf,
+    /// Where UPDATE_NAMESRV_CONFIG persists the property set.
+    pub config_store_path: PathBuf,
+}
+
+/// What UPDATE_NAMESRV_CONFIG can change while running. The writer alone
+/// derives it from the property set and publishes it with each snapshot;
+/// shards, the writer and the HTTP side all read that one copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeSettings {
+    /// Close connections idle this long (`None`: never).
+    pub idle_timeout_ms: Option<u64>,
+    pub scan_interval_ms: u64,
+    pub enable_all_topic_list: bool,
+    pub enable_topic_list: bool,
+    pub need_wait_for_service: bool,
+    pub wait_seconds_for_service: u64,
+    pub order_message_enable: bool,
+    pub return_order_topic_config_to_broker: bool,
+    pub limits: Limits,
+    pub route: RouteSettings,
+}
+
+impl Default for RuntimeSettings {
+    /// Java's defaults.
+    fn default() -> Self {
+        Config::defaults("/", 1).runtime()
     }
 }
 
@@ -406,6 +382,7 @@ const PATH_KEYS: &[&str] = &[
     "adminAllowedSources",
     "configBlackList",
     "configStorePath",
+    "configStoreReadAtStart",
     "kvConfigPath",
     "nsaddrDnsName",
     "nsaddrList",
@@ -445,6 +422,31 @@ impl Config {
         }
     }
 
+    /// Whether the file UPDATE_NAMESRV_CONFIG persists to is read at the
+    /// next start: it is the `-c` file (as in Java), or
+    /// `configStoreReadAtStart` asks for it.
+    pub fn config_store_read_at_start(&self) -> bool {
+        let store = std::path::Path::new(self.str("configStorePath"));
+        self.config_file.as_deref() == Some(store) || self.bool("configStoreReadAtStart")
+    }
+
+    /// How an UPDATE_NAMESRV_CONFIG of `name` takes effect, for its log line.
+    pub fn update_effect(&self, name: &str) -> String {
+        let store = self.str("configStorePath");
+        let persisted = if self.config_store_read_at_start() {
+            format!("persisted to {store}, read at the next start")
+        } else {
+            format!("persisted to {store}, not read at start")
+        };
+        match find_key(name).map(|k| k.applies) {
+            Some(Runtime) => format!("applied now; {persisted}"),
+            Some(Start) => format!("not applied while running; {persisted}"),
+            Some(Unused) => format!("a Java key rocketns does not use; {persisted}"),
+            None if self.unknown.contains_key(name) => format!("unknown key; {persisted}"),
+            None => "unknown key, not in the property set: ignored, as in Java".to_string(),
+        }
+    }
+
     /// The config property set as GET_NAMESRV_CONFIG sends it and
     /// UPDATE_NAMESRV_CONFIG persists it: NamesrvConfig, NettyServerConfig
     /// and rocketns keys plus the file's unknown keys, sorted, `key=value\n`.
@@ -461,116 +463,9 @@ impl Config {
     }
 }
 
-/// Parses Java properties text: `#`/`!` comments, `=`, `:` or blank as the
-/// separator, backslash escapes and line continuations.
-pub fn parse_properties(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut lines = text.lines();
-    while let Some(first) = lines.next() {
-        let mut logical = first.trim_start().to_string();
-        if logical.is_empty() || logical.starts_with('#') || logical.starts_with('!') {
-            continue;
-        }
-        while ends_with_continuation(&logical) {
-            logical.pop();
-            match lines.next() {
-                Some(next) => logical.push_str(next.trim_start()),
-                None => break,
-            }
-        }
-        out.push(split_entry(&logical));
-    }
-    out
-}
-
-fn ends_with_continuation(line: &str) -> bool {
-    line.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
-}
-
-fn split_entry(line: &str) -> (String, String) {
-    let mut key = String::new();
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(e) = chars.next() {
-                    push_escape(&mut key, e, &mut chars);
-                }
-            }
-            '=' | ':' => break,
-            ' ' | '\t' | '\u{c}' => {
-                while chars
-                    .peek()
-                    .is_some_and(|c| matches!(c, ' ' | '\t' | '\u{c}'))
-                {
-                    chars.next();
-                }
-                if chars.peek().is_some_and(|c| matches!(c, '=' | ':')) {
-                    chars.next();
-                }
-                break;
-            }
-            c => key.push(c),
-        }
-    }
-    while chars
-        .peek()
-        .is_some_and(|c| matches!(c, ' ' | '\t' | '\u{c}'))
-    {
-        chars.next();
-    }
-    let mut value = String::new();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(e) = chars.next() {
-                push_escape(&mut value, e, &mut chars);
-            }
-        } else {
-            value.push(c);
-        }
-    }
-    (key, value)
-}
-
-fn push_escape(out: &mut String, e: char, rest: &mut std::iter::Peekable<std::str::Chars>) {
-    match e {
-        't' => out.push('\t'),
-        'n' => out.push('\n'),
-        'r' => out.push('\r'),
-        'f' => out.push('\u{c}'),
-        'u' => {
-            let hex: String = (0..4).filter_map(|_| rest.next()).collect();
-            match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                Some(c) => out.push(c),
-                None => out.push_str(&hex),
-            }
-        }
-        other => out.push(other),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn properties_syntax() {
-        let text = "# c\n! c\n  a = 1\nb:2\nc 3\nd=x\\\n   y\ne=\\u0041\\=\nf\n";
-        let got = parse_properties(text);
-        let want = [
-            ("a", "1"),
-            ("b", "2"),
-            ("c", "3"),
-            ("d", "xy"),
-            ("e", "A="),
-            ("f", ""),
-        ];
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        assert_eq!(got, want);
-    }
 
     #[test]
     fn strict_values_name_the_key() {
@@ -596,6 +491,64 @@ mod tests {
         );
         c.set("someFutureKey", "v").unwrap();
         assert_eq!(c.unknown_keys().count(), 1);
+    }
+
+    /// A value of `k` other than its default, valid for its kind.
+    fn other_value(k: &Key) -> String {
+        match (k.kind, k.name) {
+            (Bool, _) => (k.default != "true").to_string(),
+            (Int | Long, _) => (k.default.parse::<i64>().unwrap_or(0) + 7).to_string(),
+            (Str, "adminAllowedSources") => "10.0.0.0/8".into(),
+            (Str, "nsaddrList") => "10.0.0.1:9876".into(),
+            (Str, _) => "/elsewhere".into(),
+        }
+    }
+
+    /// Each key takes effect as its `applies` says: a Runtime key changes
+    /// the runtime settings the writer publishes, a Start key only the
+    /// start-up settings, an Unused key neither, so `-p`, the start-up
+    /// warnings and the UPDATE_NAMESRV_CONFIG log line tell the truth.
+    #[test]
+    fn every_key_applies_as_declared() {
+        // Read at start outside `startup()`: the black list by
+        // `is_black_listed`, the persisted file by the command line, and
+        // rocketmqHome only for its default (DECISIONS 21).
+        const READ_ELSEWHERE: &[&str] =
+            &["configBlackList", "configStoreReadAtStart", "rocketmqHome"];
+        let base = Config::defaults("/h", 2);
+        for k in KEYS.iter().filter(|k| !READ_ELSEWHERE.contains(&k.name)) {
+            let mut c = base.clone();
+            c.set(k.name, &other_value(k)).unwrap();
+            let runtime = c.runtime() != base.runtime();
+            let startup = c.startup() != base.startup();
+            let seen = match (runtime, startup) {
+                (true, false) => Runtime,
+                (false, true) => Start,
+                (false, false) => Unused,
+                (true, true) => panic!("{} changes both", k.name),
+            };
+            assert_eq!(seen, k.applies, "{} is declared {:?}", k.name, k.applies);
+        }
+    }
+
+    #[test]
+    fn update_effect_says_whether_the_store_is_read_at_start() {
+        let mut c = Config::defaults("/h", 2);
+        let effect = c.update_effect("enableTopicList");
+        assert!(effect.starts_with("applied now"), "{effect}");
+        assert!(effect.ends_with("not read at start"), "{effect}");
+        c.config_file = Some("/h/namesrv/namesrv.properties".into());
+        let effect = c.update_effect("listenPort");
+        assert!(effect.starts_with("not applied while running"), "{effect}");
+        assert!(effect.ends_with("read at the next start"), "{effect}");
+        c.config_file = None;
+        c.set("configStoreReadAtStart", "true").unwrap();
+        assert!(c
+            .update_effect("topicsMax")
+            .ends_with("read at the next start"));
+        assert!(c
+            .update_effect("serverWorkerThreads")
+            .starts_with("a Java key rocketns does not use"));
     }
 
     #[test]

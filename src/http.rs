@@ -99,7 +99,7 @@ pub fn wake(addr: Option<std::net::SocketAddr>) {
 
 /// GETs `path` from `addr` (HOST:PORT) and returns the HTTP status: the
 /// client side of `rocketns --healthcheck`.
-pub fn probe(addr: &str, path: &str) -> Result<u16, String> {
+pub fn healthcheck(addr: &str, path: &str) -> Result<u16, String> {
     use std::net::ToSocketAddrs;
     let sock = addr
         .to_socket_addrs()

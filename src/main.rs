@@ -2,7 +2,7 @@
 
 use clap::{Arg, ArgAction, Command};
 use rocketns::clock::MonotonicClock;
-use rocketns::config::{self, Config, KEYS};
+use rocketns::config::{Config, KEYS};
 use rocketns::preflight;
 use rocketns::server::{self, Server};
 use std::process::ExitCode;
@@ -77,21 +77,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(target) = matches.get_one::<String>("healthcheck") {
-        let (addr, path) = match target.find('/') {
-            Some(i) => target.split_at(i),
-            None => (target.as_str(), "/healthz"),
-        };
-        return match rocketns::http::probe(addr, path) {
-            Ok(200) => ExitCode::SUCCESS,
-            Ok(status) => {
-                eprintln!("http://{addr}{path} answered {status}");
-                ExitCode::from(1)
-            }
-            Err(e) => {
-                eprintln!("http://{addr}{path}: {e}");
-                ExitCode::from(1)
-            }
-        };
+        return healthcheck(target);
     }
     let env = env_logger::Env::default().default_filter_or("info");
     env_logger::Builder::from_env(env).init();
@@ -108,6 +94,37 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    log_config(&config);
+    if let Err(why) = preflight_checks(&config) {
+        log::error!("{why}");
+        eprintln!("rocketns cannot start: {why}");
+        return ExitCode::from(1);
+    }
+    run(config)
+}
+
+/// `--healthcheck HOST:PORT[/PATH]`: exit 0 when it answers 200.
+fn healthcheck(target: &str) -> ExitCode {
+    let (addr, path) = match target.find('/') {
+        Some(i) => target.split_at(i),
+        None => (target, "/healthz"),
+    };
+    match rocketns::http::healthcheck(addr, path) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("http://{addr}{path} answered {status}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("http://{addr}{path}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The effective config at start, as Java logs it, after warnings about
+/// keys rocketns ignores.
+fn log_config(config: &Config) {
     for key in config.unknown_keys() {
         log::warn!("config key {key} is not known to rocketns and is ignored");
     }
@@ -117,27 +134,32 @@ fn main() -> ExitCode {
     for line in config.print_lines() {
         log::info!("{line}");
     }
-    for check in [preflight::memlock, preflight::io_uring] {
-        if let Err(why) = check() {
-            log::error!("{why}");
-            eprintln!("rocketns cannot start: {why}");
-            return ExitCode::from(1);
-        }
+}
+
+/// io_uring and locked memory must work; a low open-files limit only warns.
+fn preflight_checks(config: &Config) -> Result<(), String> {
+    preflight::memlock()?;
+    preflight::io_uring()?;
+    let Some(nofile) = preflight::nofile() else {
+        return Ok(());
+    };
+    let shards = match config.i64("shardCount") {
+        n if n > 0 => n as u64,
+        _ => server::usable_cpus() as u64,
+    };
+    let wanted = shards * config.i64("connectionsMaxPerShard").max(1) as u64;
+    if nofile != libc::RLIM_INFINITY && nofile < wanted + 64 {
+        log::warn!(
+            "open-files limit is {nofile}, below the {wanted} connections that \
+             connectionsMaxPerShard allows ({shards} shards): accepts past it fail with EMFILE \
+             and are counted in rocketns_accept_errors_total; raise `ulimit -n`"
+        );
     }
-    if let Some(nofile) = preflight::nofile() {
-        let shards = match config.i64("shardCount") {
-            n if n > 0 => n as u64,
-            _ => server::usable_cpus() as u64,
-        };
-        let wanted = shards * config.i64("connectionsMaxPerShard").max(1) as u64;
-        if nofile != libc::RLIM_INFINITY && nofile < wanted + 64 {
-            log::warn!(
-                "open-files limit is {nofile}, below the {wanted} connections that \
-                 connectionsMaxPerShard allows ({shards} shards): accepts past it fail with EMFILE \
-                 and are counted in rocketns_accept_errors_total; raise `ulimit -n`"
-            );
-        }
-    }
+    Ok(())
+}
+
+/// Starts the server, serves until SIGTERM or SIGINT, then stops it.
+fn run(config: Config) -> ExitCode {
     // Every thread started from here on inherits the blocked signals, so
     // only `wait_for_signal` sees them.
     let signals = block_shutdown_signals();
@@ -190,32 +212,54 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     signal
 }
 
-/// Applies the `-c` file, then every `--KEY VALUE` flag, then the defaults
-/// that depend on others (`rocketmqHome`, DECISIONS 21).
+/// Applies the `-c` file, then the persisted config when
+/// `configStoreReadAtStart` asks for it, then every `--KEY VALUE` flag, then
+/// the defaults that depend on others (`rocketmqHome`, DECISIONS 21).
 fn load(config: &mut Config, matches: &clap::ArgMatches, home: &str) -> Result<(), String> {
     if let Ok(dir) = std::env::var("ROCKETMQ_HOME") {
         config.set("rocketmqHome", &dir)?;
     }
     if let Some(file) = matches.get_one::<String>("configFile") {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read config file {file}: {e}"))?;
-        for (key, value) in config::parse_properties(&text) {
-            config.set(&key, &value)?;
-        }
+        apply_file(config, file)?;
         config.set("configStorePath", file)?;
         config.config_file = Some(file.into());
         println!("load config properties file OK, {file}");
     }
-    for key in KEYS {
-        if let Some(value) = matches.get_one::<String>(key.name) {
-            config.set(key.name, value)?;
+    apply_flags(config, matches)?;
+    let store = config.str("configStorePath").to_string();
+    let is_c_file = config.config_file.as_deref() == Some(std::path::Path::new(&store));
+    if config.bool("configStoreReadAtStart") && !is_c_file {
+        match apply_file(config, &store) {
+            Ok(()) => println!("load persisted config properties file OK, {store}"),
+            Err(_) if !std::path::Path::new(&store).exists() => {}
+            Err(e) => return Err(e),
         }
+        // Flags win over the persisted file too.
+        apply_flags(config, matches)?;
     }
     if config.str("rocketmqHome").is_empty() {
         if !matches.get_flag("printConfigItem") {
             log::warn!("rocketmqHome is not set (nor ROCKETMQ_HOME); using {home}");
         }
         config.set("rocketmqHome", home)?;
+    }
+    Ok(())
+}
+
+fn apply_file(config: &mut Config, file: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read config file {file}: {e}"))?;
+    for (key, value) in rocketns::protocol::properties::parse(&text) {
+        config.set(&key, &value)?;
+    }
+    Ok(())
+}
+
+fn apply_flags(config: &mut Config, matches: &clap::ArgMatches) -> Result<(), String> {
+    for key in KEYS {
+        if let Some(value) = matches.get_one::<String>(key.name) {
+            config.set(key.name, value)?;
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! and send, failures logged only (`namesrv-behaviour.md` §12). A plain
 //! thread, so a slow broker never holds up the writer.
 
-use crate::protocol::frame;
+use crate::protocol::client;
 use crate::protocol::header::FLAG_ONEWAY;
 use crate::route::table::MinIdNotice;
 use crossbeam_channel::Sender;
@@ -61,7 +61,7 @@ fn send(target: &str, n: &MinIdNotice, opaque: i32) -> std::io::Result<()> {
     if let Some(ha) = &n.ha_broker_addr {
         ext.push(("haBrokerAddr", ha));
     }
-    let bytes = frame::request(NOTIFY_MIN_BROKER_ID_CHANGE, opaque, FLAG_ONEWAY, &ext, b"");
+    let bytes = client::request(NOTIFY_MIN_BROKER_ID_CHANGE, opaque, FLAG_ONEWAY, &ext, b"");
     let mut stream = TcpStream::connect_timeout(&addr, SEND_TIMEOUT)?;
     stream.set_write_timeout(Some(SEND_TIMEOUT))?;
     stream.write_all(&bytes)

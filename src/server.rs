@@ -2,20 +2,18 @@
 //! stops them.
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, StartupSettings};
 use crate::http;
 use crate::metrics::{self, Gauges, ShardStats, WriterStats};
 use crate::route::kv::Kv;
-use crate::route::snapshot::Snapshot;
-use crate::route::table::{Limits, RouteSettings};
-use crate::shard;
-use crate::writer::{self, Control, WriterConfig, WriterHandle};
+use crate::shard::{self, ShardInputs};
+use crate::writer::{self, Control, Published, WriterConfig, WriterHandle};
 use arc_swap::ArcSwap;
+use crossbeam_channel::Receiver;
 use futures_channel::oneshot;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -26,128 +24,63 @@ const CLOSE_QUEUE_MAX: usize = 1024;
 /// Messages the writer takes per batch before publishing.
 const WRITER_BATCH_MAX: usize = 1024;
 
-/// The settings the server runs with, taken from `Config::settings`.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub bind_address: String,
-    pub listen_port: u16,
-    /// 0: one per CPU the process may use.
-    pub shard_count: usize,
-    pub pin_shards: bool,
-    pub connections_max_per_shard: usize,
-    /// `/metrics`, `/healthz`, `/readyz`; 0 turns the HTTP side off.
-    pub http_listen_port: u16,
-    /// Close connections idle this long (`None`: never).
-    pub idle_timeout: Option<std::time::Duration>,
-    pub scan_interval_ms: u64,
-    pub request_queue_capacity: usize,
-    pub unregister_queue_capacity: usize,
-    pub enable_all_topic_list: bool,
-    pub enable_topic_list: bool,
-    pub need_wait_for_service: bool,
-    pub wait_seconds_for_service: u64,
-    pub order_message_enable: bool,
-    pub return_order_topic_config_to_broker: bool,
-    /// Who may send state-changing admin requests (DECISIONS 26).
-    pub admin_acl: crate::acl::AdminAcl,
-    /// `/rocketmq/nsaddr` from configuration: these addresses, ...
-    pub nsaddr_list: Vec<String>,
-    /// ... or the ready addresses this name resolves to, at `listenPort`.
-    pub nsaddr_dns_name: Option<String>,
-    /// Where the KV store lives; `None` keeps it in memory only.
-    pub kv_config_path: Option<PathBuf>,
-    pub config_store_path: Option<PathBuf>,
-    pub limits: Limits,
-    pub route: RouteSettings,
-}
-
-impl Default for Settings {
-    /// Java's defaults, on an ephemeral loopback port (tests).
-    fn default() -> Self {
-        Settings {
-            bind_address: "127.0.0.1".into(),
-            listen_port: 0,
-            shard_count: 0,
-            pin_shards: false,
-            connections_max_per_shard: 20_000,
-            http_listen_port: 0,
-            idle_timeout: Some(std::time::Duration::from_secs(120)),
-            scan_interval_ms: 5_000,
-            request_queue_capacity: 10_000,
-            unregister_queue_capacity: 3_000,
-            enable_all_topic_list: true,
-            enable_topic_list: true,
-            need_wait_for_service: false,
-            wait_seconds_for_service: 45,
-            order_message_enable: false,
-            return_order_topic_config_to_broker: true,
-            admin_acl: Default::default(),
-            nsaddr_list: Vec::new(),
-            nsaddr_dns_name: None,
-            kv_config_path: None,
-            config_store_path: None,
-            limits: Limits::default(),
-            route: RouteSettings::default(),
-        }
-    }
-}
-
 pub struct Server {
     local_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
-    snapshot: Arc<ArcSwap<Snapshot>>,
+    published: Arc<ArcSwap<Published>>,
     writer: WriterHandle,
     shards: Vec<(glommio::ExecutorJoinHandle<()>, oneshot::Sender<()>)>,
     stats: Vec<Arc<ShardStats>>,
-    probe: Option<Arc<Probe>>,
+    http_status: Option<Arc<HttpStatus>>,
 }
 
-/// What `/metrics` and `/readyz` read.
-struct Probe {
-    snapshot: Arc<ArcSwap<Snapshot>>,
+/// What `/metrics`, `/readyz` and `/rocketmq/nsaddr` read.
+struct HttpStatus {
+    published: Arc<ArcSwap<Published>>,
     shards: Vec<Arc<ShardStats>>,
     writer: Arc<WriterStats>,
     requests: crossbeam_channel::Sender<writer::Request>,
     control: crossbeam_channel::Sender<Control>,
     clock: Arc<dyn Clock>,
     started_ms: u64,
+    startup: Arc<StartupSettings>,
     /// The remoting port actually bound, for `nsaddrDnsName` entries.
     remoting_port: u16,
     stopped: AtomicBool,
 }
 
-impl http::Stopping for Probe {
+impl http::Stopping for HttpStatus {
     fn stopping(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
     }
 }
 
-impl http::Status for Probe {
+impl http::Status for HttpStatus {
     fn metrics(&self) -> String {
-        let snapshot = self.snapshot.load();
+        let published = self.published.load();
+        let routes = &published.routes;
         let gauges = Gauges {
             request_queue_depth: self.requests.len(),
             control_queue_depth: self.control.len(),
-            snapshot_version: snapshot.version,
-            snapshot_age_ms: self.clock.now_ms().saturating_sub(snapshot.published_ms),
-            broker_groups: snapshot.brokers.groups.len(),
-            topics: snapshot.topics.len(),
+            snapshot_version: routes.version,
+            snapshot_age_ms: self.clock.now_ms().saturating_sub(routes.published_ms),
+            broker_groups: routes.brokers.groups.len(),
+            topics: routes.topics.len(),
         };
         let shards: Vec<&ShardStats> = self.shards.iter().map(|s| &**s).collect();
         metrics::render(&shards, &self.writer, &gauges)
     }
 
     fn nsaddr(&self) -> Option<Result<String, String>> {
-        let settings = self.snapshot.load().settings.clone();
-        let name = settings.nsaddr_dns_name.as_deref();
-        http::nsaddr_text(&settings.nsaddr_list, name, self.remoting_port)
+        let name = self.startup.nsaddr_dns_name.as_deref();
+        http::nsaddr_text(&self.startup.nsaddr_list, name, self.remoting_port)
     }
 
     fn ready(&self) -> Result<(), String> {
         if self.stopped.load(Ordering::Relaxed) {
             return Err("shutting down".into());
         }
-        let settings = &self.snapshot.load().settings;
+        let settings = self.published.load().settings.clone();
         let until_ms = self.started_ms + settings.wait_seconds_for_service * 1000;
         let now_ms = self.clock.now_ms();
         if settings.need_wait_for_service && now_ms < until_ms {
@@ -165,7 +98,7 @@ pub fn usable_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn bind(settings: &Settings) -> std::io::Result<Socket> {
+fn bind(settings: &StartupSettings) -> std::io::Result<Socket> {
     let addr: SocketAddr = (settings.bind_address.as_str(), settings.listen_port)
         .to_socket_addrs()?
         .next()
@@ -181,57 +114,75 @@ fn bind(settings: &Settings) -> std::io::Result<Socket> {
 }
 
 impl Server {
+    /// Binds, loads the KV file, starts the writer, the shards and the HTTP
+    /// side. `config` is the property set as loaded at start.
     pub fn start(config: Config, clock: Arc<dyn Clock>) -> std::io::Result<Server> {
-        let settings = config.settings();
-        let kv = load_kv(settings.kv_config_path.as_deref())?;
-        let listener = bind(&settings)?;
+        let startup = Arc::new(config.startup());
+        let kv = load_kv(&startup.kv_config_path)?;
+        let listener = bind(&startup)?;
         let local_addr = listener
             .local_addr()?
             .as_socket()
             .ok_or_else(|| std::io::Error::other("listener has no inet address"))?;
-        let shard_count = match settings.shard_count {
+        let shard_count = match startup.shard_count {
             0 => usable_cpus(),
             n => n,
         };
-        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-        let control_capacity =
-            settings.connections_max_per_shard * shard_count + settings.unregister_queue_capacity;
+        let published = Arc::new(ArcSwap::from_pointee(Published::default()));
         let (closers, close_rxs): (Vec<_>, Vec<_>) = (0..shard_count)
             .map(|_| crossbeam_channel::bounded(CLOSE_QUEUE_MAX))
             .unzip();
         let writer = writer::spawn(
             WriterConfig {
                 batch_max: WRITER_BATCH_MAX,
-                control_queue_capacity: control_capacity,
+                request_queue_capacity: startup.request_queue_capacity,
+                // Every connection's close fits, plus Java's share for 104.
+                control_queue_capacity: startup.connections_max_per_shard * shard_count
+                    + startup.unregister_queue_capacity,
+                kv_config_path: startup.kv_config_path.clone(),
+                config_store_path: startup.config_store_path.clone(),
                 config,
                 kv,
                 closers,
             },
             clock.clone(),
-            snapshot.clone(),
+            published.clone(),
         )?;
-        let shared = shard::Shared {
-            snapshot: snapshot.clone(),
+        let inputs = ShardInputs {
+            published: published.clone(),
             requests: writer.requests.clone(),
             control: writer.control.clone(),
-            settings: Arc::new(settings.clone()),
+            startup: startup.clone(),
             started_ms: clock.now_ms(),
             clock,
         };
-        let http_listener = match settings.http_listen_port {
+        let http_listener = match startup.http_listen_port {
             0 => None,
-            port => Some(bind_http(&settings.bind_address, port)?),
+            port => Some(bind_http(&startup.bind_address, port)?),
         };
         let mut server = Server {
             local_addr,
             http_addr: None,
-            snapshot,
+            published,
             writer,
             shards: Vec::new(),
             stats: Vec::new(),
-            probe: None,
+            http_status: None,
         };
-        let cpus = pinned_cpus(settings.pin_shards, shard_count);
+        server.spawn_shards(&listener, &inputs, close_rxs)?;
+        if let Some(listener) = http_listener {
+            server.spawn_http(listener, &inputs)?;
+        }
+        Ok(server)
+    }
+
+    fn spawn_shards(
+        &mut self,
+        listener: &Socket,
+        inputs: &ShardInputs,
+        close_rxs: Vec<Receiver<crate::route::ConnId>>,
+    ) -> std::io::Result<()> {
+        let cpus = pinned_cpus(inputs.startup.pin_shards);
         for (id, close_rx) in close_rxs.into_iter().enumerate() {
             let fd: OwnedFd = listener.as_fd().try_clone_to_owned()?;
             let stats = Arc::new(ShardStats::default());
@@ -240,32 +191,39 @@ impl Server {
             let handle = shard::spawn(
                 id,
                 fd,
-                shared.clone(),
+                inputs.clone(),
                 stats.clone(),
                 cpu,
                 stop_rx,
                 close_rx,
             )?;
-            server.shards.push((handle, stop_tx));
-            server.stats.push(stats);
+            self.shards.push((handle, stop_tx));
+            self.stats.push(stats);
         }
-        if let Some(listener) = http_listener {
-            server.http_addr = Some(listener.local_addr()?);
-            let probe = Arc::new(Probe {
-                snapshot: server.snapshot.clone(),
-                shards: server.stats.clone(),
-                writer: server.writer.stats.clone(),
-                requests: server.writer.requests.clone(),
-                control: server.writer.control.clone(),
-                clock: shared.clock.clone(),
-                started_ms: shared.started_ms,
-                remoting_port: server.local_addr.port(),
-                stopped: AtomicBool::new(false),
-            });
-            http::spawn(listener, probe.clone())?;
-            server.probe = Some(probe);
-        }
-        Ok(server)
+        Ok(())
+    }
+
+    fn spawn_http(
+        &mut self,
+        listener: std::net::TcpListener,
+        inputs: &ShardInputs,
+    ) -> std::io::Result<()> {
+        self.http_addr = Some(listener.local_addr()?);
+        let status = Arc::new(HttpStatus {
+            published: self.published.clone(),
+            shards: self.stats.clone(),
+            writer: self.writer.stats.clone(),
+            requests: self.writer.requests.clone(),
+            control: self.writer.control.clone(),
+            clock: inputs.clock.clone(),
+            started_ms: inputs.started_ms,
+            startup: inputs.startup.clone(),
+            remoting_port: self.local_addr.port(),
+            stopped: AtomicBool::new(false),
+        });
+        http::spawn(listener, status.clone())?;
+        self.http_status = Some(status);
+        Ok(())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -279,7 +237,7 @@ impl Server {
 
     /// Version of the published snapshot; grows only when routes change.
     pub fn snapshot_version(&self) -> u64 {
-        self.snapshot.load().version
+        self.published.load().routes.version
     }
 
     /// Asks the writer to run its expiry scan now, on its clock.
@@ -313,8 +271,8 @@ impl Server {
     }
 
     fn stop_shards(&mut self) {
-        if let Some(probe) = self.probe.take() {
-            probe.stopped.store(true, Ordering::SeqCst);
+        if let Some(status) = self.http_status.take() {
+            status.stopped.store(true, Ordering::SeqCst);
             http::wake(self.http_addr);
         }
         for (_, stop) in &mut self.shards {
@@ -344,10 +302,7 @@ fn bind_http(address: &str, port: u16) -> std::io::Result<std::net::TcpListener>
 
 /// Loads the KV file: a missing file is an empty store; one that does not
 /// parse stops start-up, as in Java.
-fn load_kv(path: Option<&std::path::Path>) -> std::io::Result<Kv> {
-    let Some(path) = path else {
-        return Ok(Kv::default());
-    };
+fn load_kv(path: &std::path::Path) -> std::io::Result<Kv> {
     match std::fs::read(path) {
         Ok(bytes) => Kv::from_file(&bytes).map_err(|e| {
             std::io::Error::other(format!("KV config file {} is broken: {e}", path.display()))
@@ -364,7 +319,7 @@ fn load_kv(path: Option<&std::path::Path>) -> std::io::Result<Kv> {
 }
 
 /// With `pinShards`, the CPUs of this process's affinity mask to pin to.
-fn pinned_cpus(pin: bool, _shards: usize) -> Option<Vec<usize>> {
+fn pinned_cpus(pin: bool) -> Option<Vec<usize>> {
     if !pin {
         return None;
     }

@@ -9,7 +9,7 @@
 //! the broker (DECISIONS 8).
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, RuntimeSettings};
 use crate::metrics::WriterStats;
 use crate::notify::Notifier;
 use crate::persist::{Done, Job, Persister};
@@ -18,7 +18,6 @@ use crate::route::kv::{Kv, ORDER_TOPIC_CONFIG};
 use crate::route::snapshot::Snapshot;
 use crate::route::table::{QueueData, RegisterOutcome, Registration, RouteTable, Unregistration};
 use crate::route::ConnId;
-use crate::server::Settings;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -34,22 +33,56 @@ use std::time::Duration;
 /// registrations from it that were still queued when it closed.
 const CLOSED_CONN_MEMORY_MS: u64 = 60_000;
 
-pub type Reply = oneshot::Sender<Outcome>;
+/// What the writer publishes and every reader loads with one arc-swap
+/// load: the route snapshot and the runtime settings that go with it.
+#[derive(Default)]
+pub struct Published {
+    pub routes: Snapshot,
+    /// The one runtime copy of the settings (UPDATE_NAMESRV_CONFIG).
+    pub settings: Arc<RuntimeSettings>,
+    /// GET_NAMESRV_CONFIG body.
+    pub config_text: Bytes,
+}
 
+impl Published {
+    /// The REGISTER_BROKER reply body (`namesrv-commands.md` §A.4 step 6).
+    pub fn order_conf_body(&self) -> Option<Bytes> {
+        order_conf_body(&self.settings, &self.routes.kv)
+    }
+}
+
+fn order_conf_body(settings: &RuntimeSettings, kv: &Kv) -> Option<Bytes> {
+    if !settings.return_order_topic_config_to_broker {
+        return None;
+    }
+    kv.table_json(ORDER_TOPIC_CONFIG).map(Bytes::from)
+}
+
+/// Where the writer sends one request's answer; `None` for a oneway request.
+pub type Reply<T> = Option<oneshot::Sender<T>>;
+
+/// The answer to REGISTER_BROKER.
 #[derive(Debug)]
-pub enum Outcome {
-    /// With the ORDER_TOPIC_CONFIG KVTable body when it is returned.
-    Register(RegisterOutcome, Option<Bytes>),
-    DataVersion {
-        changed: bool,
-        stored: Option<DataVersion>,
-    },
-    /// Topics touched by a permission change.
-    Count(usize),
-    Done,
+pub struct Registered {
+    pub outcome: RegisterOutcome,
+    /// The ORDER_TOPIC_CONFIG KVTable body, when it is returned.
+    pub order_conf: Option<Bytes>,
+}
+
+/// The answer to QUERY_DATA_VERSION.
+#[derive(Debug)]
+pub struct DataVersionAnswer {
+    pub changed: bool,
+    pub stored: Option<DataVersion>,
+}
+
+/// Why UPDATE_NAMESRV_CONFIG changed nothing.
+#[derive(Debug)]
+pub enum ConfigRefused {
+    /// It named a key that can never be changed over the wire.
+    BlackListed,
+    /// The property set could not be made durable.
     Failed(String),
-    /// UPDATE_NAMESRV_CONFIG named a black-listed key.
-    Denied,
 }
 
 /// Requests: dropped with SYSTEM_BUSY when the queue is full.
@@ -57,14 +90,14 @@ pub enum Request {
     Register {
         reg: Registration,
         stamp_ms: u64,
-        reply: Option<Reply>,
+        reply: Reply<Registered>,
     },
     QueryDataVersion {
         cluster: String,
         addr: String,
         given: Option<DataVersion>,
         stamp_ms: u64,
-        reply: Option<Reply>,
+        reply: Reply<DataVersionAnswer>,
     },
     Heartbeat {
         cluster: String,
@@ -72,20 +105,22 @@ pub enum Request {
         stamp_ms: u64,
     },
     /// WIPE (false) or ADD (true) the write permission of a broker group.
+    /// Answered with the number of topics touched.
     WritePerm {
         name: String,
         add: bool,
-        reply: Option<Reply>,
+        reply: Reply<usize>,
     },
     DeleteTopic {
         topic: String,
         cluster: Option<String>,
-        reply: Option<Reply>,
+        reply: Reply<()>,
     },
+    /// Answered with the table's reason when it stops part way (§A.12).
     RegisterTopic {
         topic: String,
         entries: Vec<(String, QueueData)>,
-        reply: Option<Reply>,
+        reply: Reply<Result<(), String>>,
     },
     /// PUT_KV_CONFIG (`Some` value, or Java's stored null) and
     /// DELETE_KV_CONFIG (`delete`).
@@ -94,12 +129,13 @@ pub enum Request {
         key: String,
         value: Option<String>,
         delete: bool,
-        reply: Option<Reply>,
+        /// Answered once the KV file holding the change is durable.
+        reply: Reply<Result<(), String>>,
     },
-    /// UPDATE_NAMESRV_CONFIG.
+    /// UPDATE_NAMESRV_CONFIG, answered once the property set is durable.
     UpdateConfig {
         entries: Vec<(String, String)>,
-        reply: Option<Reply>,
+        reply: Reply<Result<(), ConfigRefused>>,
     },
 }
 
@@ -120,8 +156,13 @@ pub enum Control {
 
 pub struct WriterConfig {
     pub batch_max: usize,
+    pub request_queue_capacity: usize,
     pub control_queue_capacity: usize,
+    /// The property set: UPDATE_NAMESRV_CONFIG changes it, and the runtime
+    /// settings are derived from it.
     pub config: Config,
+    pub kv_config_path: PathBuf,
+    pub config_store_path: PathBuf,
     /// The KV store as loaded at start.
     pub kv: Kv,
     /// Per shard: connections the writer wants closed (expired brokers).
@@ -154,12 +195,11 @@ impl Drop for WriterHandle {
 pub fn spawn(
     config: WriterConfig,
     clock: Arc<dyn Clock>,
-    published: Arc<ArcSwap<Snapshot>>,
+    published: Arc<ArcSwap<Published>>,
 ) -> std::io::Result<WriterHandle> {
-    let settings = config.config.settings();
-    let (req_tx, req_rx) = crossbeam_channel::bounded(settings.request_queue_capacity);
+    let settings = Arc::new(config.config.runtime());
+    let (req_tx, req_rx) = crossbeam_channel::bounded(config.request_queue_capacity);
     let (ctl_tx, ctl_rx) = crossbeam_channel::bounded(config.control_queue_capacity);
-    let persister = Persister::spawn()?;
     let stats = Arc::new(WriterStats::default());
     let mut writer = Writer {
         rebuilt_since_trim: 0,
@@ -173,9 +213,11 @@ pub fn spawn(
         kv: config.kv,
         kv_changed: true,
         config_changed: true,
-        persister,
+        persister: Persister::spawn()?,
         notifier: Notifier::spawn()?,
-        settings: Arc::new(settings),
+        settings,
+        kv_config_path: config.kv_config_path,
+        config_store_path: config.config_store_path,
         batch_max: config.batch_max,
         closers: config.closers,
         config: config.config,
@@ -194,23 +236,29 @@ pub fn spawn(
     })
 }
 
+/// An answer held back until the batch that decided it is published.
+type HeldAnswer = Box<dyn FnOnce() + Send>;
+
 struct Writer {
     table: RouteTable,
-    published: Arc<ArcSwap<Snapshot>>,
+    published: Arc<ArcSwap<Published>>,
     clock: Arc<dyn Clock>,
     /// Recently closed connections and when they closed.
     closed: HashMap<ConnId, u64>,
     /// Topics rebuilt since the heap was last trimmed.
     rebuilt_since_trim: usize,
     /// Answers held back until the batch is published.
-    replies: Vec<(Reply, Outcome)>,
+    replies: Vec<HeldAnswer>,
     /// File writes whose answers wait for the disk, sent after publication.
     jobs: Vec<Job>,
     kv: Kv,
     kv_changed: bool,
+    /// The property set; `settings` is derived from it.
     config: Config,
     config_changed: bool,
-    settings: Arc<Settings>,
+    settings: Arc<RuntimeSettings>,
+    kv_config_path: PathBuf,
+    config_store_path: PathBuf,
     persister: Persister,
     notifier: Notifier,
     stats: Arc<WriterStats>,
@@ -261,6 +309,8 @@ impl Writer {
                 self.scan(now_ms);
                 next_scan_ms = now_ms + self.settings.scan_interval_ms;
             }
+            // A shorter interval set at runtime applies from now.
+            next_scan_ms = next_scan_ms.min(now_ms + self.settings.scan_interval_ms);
             self.publish();
             if self.rebuilt_since_trim >= TRIM_AFTER_TOPICS && requests.is_empty() {
                 trim_heap();
@@ -317,31 +367,7 @@ impl Writer {
                 reg,
                 stamp_ms,
                 reply,
-            } => {
-                if self.closed.contains_key(&reg.conn) {
-                    // Sent before its connection closed; nobody to answer.
-                    return;
-                }
-                let first = self.table.live(&reg.cluster, &reg.addr).is_none();
-                let who = format!("{}/{} {} id {}", reg.cluster, reg.addr, reg.name, reg.id);
-                let outcome = self.table.register(reg, stamp_ms);
-                match &outcome {
-                    RegisterOutcome::Registered { .. } if first => {
-                        log::info!("new broker registered, {who}")
-                    }
-                    RegisterOutcome::LimitReached(why) => {
-                        log::warn!("registration of {who} refused: {why}")
-                    }
-                    _ => {}
-                }
-                let body = match outcome {
-                    RegisterOutcome::Registered { .. } | RegisterOutcome::Superseded => {
-                        self.order_conf_body()
-                    }
-                    _ => None,
-                };
-                self.answer(reply, Outcome::Register(outcome, body));
-            }
+            } => self.apply_register(reg, stamp_ms, reply),
             Request::QueryDataVersion {
                 cluster,
                 addr,
@@ -352,7 +378,7 @@ impl Writer {
                 let (changed, stored) =
                     self.table
                         .query_data_version(&cluster, &addr, given.as_ref(), stamp_ms);
-                self.answer(reply, Outcome::DataVersion { changed, stored });
+                self.answer(reply, DataVersionAnswer { changed, stored });
             }
             Request::Heartbeat {
                 cluster,
@@ -369,7 +395,7 @@ impl Writer {
                 };
                 let what = if add { "add" } else { "wipe" };
                 log::info!("{what} write permission of broker {name}: {count} topics");
-                self.answer(reply, Outcome::Count(count));
+                self.answer(reply, count);
             }
             Request::DeleteTopic {
                 topic,
@@ -378,17 +404,14 @@ impl Writer {
             } => {
                 log::info!("delete topic {topic} (cluster {cluster:?})");
                 self.table.delete_topic(&topic, cluster.as_deref());
-                self.answer(reply, Outcome::Done);
+                self.answer(reply, ());
             }
             Request::RegisterTopic {
                 topic,
                 entries,
                 reply,
             } => {
-                let outcome = match self.table.register_topic(&topic, entries) {
-                    Ok(()) => Outcome::Done,
-                    Err(why) => Outcome::Failed(why),
-                };
+                let outcome = self.table.register_topic(&topic, entries);
                 self.answer(reply, outcome);
             }
             Request::Kv {
@@ -402,13 +425,45 @@ impl Writer {
         }
     }
 
+    fn apply_register(&mut self, reg: Registration, stamp_ms: u64, reply: Reply<Registered>) {
+        if self.closed.contains_key(&reg.conn) {
+            // Sent before its connection closed; nobody to answer.
+            return;
+        }
+        let first = self.table.live(&reg.cluster, &reg.addr).is_none();
+        let who = format!("{}/{} {} id {}", reg.cluster, reg.addr, reg.name, reg.id);
+        let outcome = self.table.register(reg, stamp_ms);
+        match &outcome {
+            RegisterOutcome::Registered { .. } if first => {
+                log::info!("new broker registered, {who}")
+            }
+            RegisterOutcome::LimitReached(why) => {
+                log::warn!("registration of {who} refused: {why}")
+            }
+            _ => {}
+        }
+        let order_conf = match outcome {
+            RegisterOutcome::Registered { .. } | RegisterOutcome::Superseded => {
+                order_conf_body(&self.settings, &self.kv)
+            }
+            _ => None,
+        };
+        self.answer(
+            reply,
+            Registered {
+                outcome,
+                order_conf,
+            },
+        );
+    }
+
     fn apply_kv(
         &mut self,
         namespace: String,
         key: String,
         value: Option<String>,
         delete: bool,
-        reply: Option<Reply>,
+        reply: Reply<Result<(), String>>,
     ) {
         if delete {
             log::info!("delete KV config {namespace}/{key}");
@@ -421,53 +476,54 @@ impl Writer {
         if namespace == ORDER_TOPIC_CONFIG && self.settings.order_message_enable {
             self.table.touch_topic(&key);
         }
-        let path = self.settings.kv_config_path.clone();
-        self.persist(path, self.kv.to_file(), reply);
+        let path = self.kv_config_path.clone();
+        self.persist(path, self.kv.to_file(), reply, |r| r);
     }
 
-    fn apply_config(&mut self, entries: Vec<(String, String)>, reply: Option<Reply>) {
+    fn apply_config(
+        &mut self,
+        entries: Vec<(String, String)>,
+        reply: Reply<Result<(), ConfigRefused>>,
+    ) {
         if let Some((key, _)) = entries.iter().find(|(k, _)| self.config.is_black_listed(k)) {
             log::warn!("refused to update black-listed config key {key}");
-            self.answer(reply, Outcome::Denied);
+            self.answer(reply, Err(ConfigRefused::BlackListed));
             return;
         }
         for (key, value) in &entries {
-            log::info!("update NameServer config {key} = {value}");
+            let effect = self.config.update_effect(key);
+            log::info!("update NameServer config {key} = {value}: {effect}");
             self.config.set_at_runtime(key, value);
         }
         let before = self.settings.clone();
-        let mut settings = self.config.settings();
-        // What cannot change while running keeps its start-up value.
-        settings.bind_address = before.bind_address.clone();
-        settings.listen_port = before.listen_port;
-        settings.kv_config_path = before.kv_config_path.clone();
-        settings.config_store_path = before.config_store_path.clone();
-        settings.limits = before.limits;
+        let settings = self.config.runtime();
         if settings.order_message_enable != before.order_message_enable {
             self.table.touch_all_topics();
         }
         self.table.set_settings(settings.route);
+        self.table.set_limits(settings.limits);
         self.settings = Arc::new(settings);
         self.config_changed = true;
         let text = self.config.properties_text().into_bytes();
-        self.persist(before.config_store_path.clone(), text, reply);
+        let path = self.config_store_path.clone();
+        self.persist(path, text, reply, |r| r.map_err(ConfigRefused::Failed));
     }
 
-    /// Queues a durable write whose completion answers `reply`; without a
-    /// path the answer goes out with the batch.
-    fn persist(&mut self, path: Option<PathBuf>, content: Vec<u8>, reply: Option<Reply>) {
-        let Some(path) = path else {
-            self.answer(reply, Outcome::Done);
-            return;
-        };
+    /// Queues a durable write of `content` to `path`; `reply` is answered
+    /// with `wrap` of its outcome once the file holding the change is
+    /// durable.
+    fn persist<T: Send + 'static>(
+        &mut self,
+        path: PathBuf,
+        content: Vec<u8>,
+        reply: Reply<T>,
+        wrap: fn(Result<(), String>) -> T,
+    ) {
         let done: Vec<Done> = reply
             .into_iter()
             .map(|r| -> Done {
                 Box::new(move |result: Result<(), String>| {
-                    let _ = r.send(match result {
-                        Ok(()) => Outcome::Done,
-                        Err(e) => Outcome::Failed(e),
-                    });
+                    let _ = r.send(wrap(result));
                 })
             })
             .collect();
@@ -478,17 +534,12 @@ impl Writer {
         });
     }
 
-    /// The REGISTER_BROKER reply body (§A.4 step 6), as of this batch.
-    fn order_conf_body(&self) -> Option<Bytes> {
-        if !self.settings.return_order_topic_config_to_broker {
-            return None;
-        }
-        self.kv.table_json(ORDER_TOPIC_CONFIG).map(Bytes::from)
-    }
-
-    fn answer(&mut self, reply: Option<Reply>, outcome: Outcome) {
+    /// Holds `answer` back until this batch is published.
+    fn answer<T: Send + 'static>(&mut self, reply: Reply<T>, answer: T) {
         if let Some(reply) = reply {
-            self.replies.push((reply, outcome));
+            self.replies.push(Box::new(move || {
+                let _ = reply.send(answer);
+            }));
         }
     }
 
@@ -526,20 +577,25 @@ impl Writer {
                     .then(|| kv.get(ORDER_TOPIC_CONFIG, topic).map(str::to_string))
                     .flatten()
             };
-            let mut next = current.next(&self.table, &changes, order_conf);
+            let mut routes = current.routes.next(&self.table, &changes, order_conf);
             if std::mem::take(&mut self.kv_changed) {
-                next.kv = Arc::new(self.kv.clone());
+                routes.kv = Arc::new(self.kv.clone());
             }
+            routes.published_ms = self.clock.now_ms();
+            let mut next = Published {
+                routes,
+                settings: current.settings.clone(),
+                config_text: current.config_text.clone(),
+            };
             if std::mem::take(&mut self.config_changed) {
                 next.settings = self.settings.clone();
                 next.config_text = Bytes::from(self.config.properties_text());
             }
-            next.published_ms = self.clock.now_ms();
             self.published.store(Arc::new(next));
             self.stats.publications.fetch_add(1, Ordering::Relaxed);
         }
-        for (reply, outcome) in self.replies.drain(..) {
-            let _ = reply.send(outcome);
+        for answer in self.replies.drain(..) {
+            answer();
         }
         for job in self.jobs.drain(..) {
             self.persister.submit(job);

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use rocketns::protocol::body::TopicConfig;
+use rocketns::protocol::client;
 use rocketns::protocol::frame;
 
 fn flagged(name: &str, sys_flag: i32) -> (&str, TopicConfig) {
@@ -35,7 +36,7 @@ fn topics_by_cluster() {
             .code(),
         0
     );
-    let got = c.call(&frame::request(
+    let got = c.call(&client::request(
         224,
         1,
         0,
@@ -43,7 +44,7 @@ fn topics_by_cluster() {
         b"",
     ));
     assert_bytes(&got, &golden_frame("topic_list_one.txt"));
-    let other = Reply::parse(&c.call(&frame::request(224, 1, 0, &[("cluster", "Nope")], b"")));
+    let other = Reply::parse(&c.call(&client::request(224, 1, 0, &[("cluster", "Nope")], b"")));
     assert_eq!(other.body_text(), r#"{"topicList":[]}"#);
 }
 
@@ -52,7 +53,7 @@ fn system_topic_list_names_clusters_and_brokers() {
     let s = TestServer::start();
     let mut c = s.client();
     BROKER_A.register(&mut c, &version(1), &[topic("A", 1, 6), topic("B", 1, 6)]);
-    let r = Reply::parse(&c.call(&frame::request(304, 1, 0, &[], b"")));
+    let r = Reply::parse(&c.call(&client::request(304, 1, 0, &[], b"")));
     assert_eq!(r.code(), 0);
     assert_eq!(list(&r), vec!["DefaultCluster", "broker-a"]);
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -72,7 +73,7 @@ fn unit_topic_lists_select_by_sys_flag() {
     let r = BROKER_A.register(&mut c, &version(1), &topics);
     assert_eq!(r.code(), 0, "{:?}", r.header);
     let names = |c: &mut Client, code| {
-        list(&Reply::parse(&c.call(&frame::request(
+        list(&Reply::parse(&c.call(&client::request(
             code,
             1,
             0,
@@ -94,11 +95,11 @@ fn topic_lists_can_be_disabled() {
     let mut c = s.client();
     for code in [206, 224, 311, 312, 313] {
         assert_bytes(
-            &c.call(&frame::request(code, 1, 0, &[], b"")),
+            &c.call(&client::request(code, 1, 0, &[], b"")),
             &golden_frame("disable.txt"),
         );
     }
-    let r = Reply::parse(&c.call(&frame::request(304, 1, 0, &[], b"")));
+    let r = Reply::parse(&c.call(&client::request(304, 1, 0, &[], b"")));
     assert_eq!(r.code(), 0, "304 is never gated");
 }
 
@@ -118,9 +119,9 @@ fn broker_member_group() {
         ("clusterName", "DefaultCluster"),
         ("brokerName", "broker-a"),
     ];
-    let got = c.call(&frame::request(901, 1, 0, &ext, b""));
+    let got = c.call(&client::request(901, 1, 0, &ext, b""));
     assert_bytes(&got, &golden_frame("broker_member_group.txt"));
-    let unknown = Reply::parse(&c.call(&frame::request(901, 1, 0, &[("brokerName", "x")], b"")));
+    let unknown = Reply::parse(&c.call(&client::request(901, 1, 0, &[("brokerName", "x")], b"")));
     assert_eq!(
         unknown.body_text(),
         r#"{"brokerMemberGroup":{"brokerAddrs":{},"brokerName":"x"}}"#
@@ -128,7 +129,7 @@ fn broker_member_group() {
 }
 
 fn route(c: &mut Client, topic: &str) -> Reply {
-    Reply::parse(&c.call(&frame::request(105, 1, 0, &[("topic", topic)], b"")))
+    Reply::parse(&c.call(&client::request(105, 1, 0, &[("topic", topic)], b"")))
 }
 
 fn perms(r: &Reply) -> Vec<(String, i64)> {
@@ -153,7 +154,7 @@ fn wipe_and_add_write_permission() {
     BROKER_A.register(&mut c, &version(1), &[topic("A", 1, 7), topic("B", 1, 6)]);
     let name = [("brokerName", "broker-a")];
     assert_bytes(
-        &c.call(&frame::request(205, 1, 0, &name, b"")),
+        &c.call(&client::request(205, 1, 0, &name, b"")),
         &golden_frame("wipe_write_perm.txt"),
     );
     assert_eq!(
@@ -167,7 +168,7 @@ fn wipe_and_add_write_permission() {
         vec![("broker-a".to_string(), 5)]
     );
     assert_bytes(
-        &c.call(&frame::request(327, 1, 0, &name, b"")),
+        &c.call(&client::request(327, 1, 0, &name, b"")),
         &golden_frame("add_write_perm.txt"),
     );
     // Java overwrites with READ|WRITE, dropping the inherit bit.
@@ -175,7 +176,7 @@ fn wipe_and_add_write_permission() {
         perms(&route(&mut c, "A")),
         vec![("broker-a".to_string(), 6)]
     );
-    let none = Reply::parse(&c.call(&frame::request(205, 1, 0, &[("brokerName", "x")], b"")));
+    let none = Reply::parse(&c.call(&client::request(205, 1, 0, &[("brokerName", "x")], b"")));
     assert_eq!(none.header["extFields"]["wipeTopicCount"], "0");
 }
 
@@ -194,7 +195,7 @@ fn delete_topic_with_and_without_cluster() {
     other.register(&mut c, &version(1), &topics);
     let ext = [("topic", "A"), ("clusterName", "OtherCluster")];
     assert_bytes(
-        &c.call(&frame::request(216, 1, 0, &ext, b"")),
+        &c.call(&client::request(216, 1, 0, &ext, b"")),
         &golden_frame("success_plain.txt"),
     );
     assert_eq!(
@@ -203,11 +204,11 @@ fn delete_topic_with_and_without_cluster() {
     );
     let ext = [("topic", "B")];
     assert_bytes(
-        &c.call(&frame::request(216, 1, 0, &ext, b"")),
+        &c.call(&client::request(216, 1, 0, &ext, b"")),
         &golden_frame("success_plain.txt"),
     );
     assert_eq!(route(&mut c, "B").code(), 17);
-    let r = Reply::parse(&c.call(&frame::request(216, 1, 0, &[], b"")));
+    let r = Reply::parse(&c.call(&client::request(216, 1, 0, &[], b"")));
     assert_eq!(r.code(), 0, "a missing topic is still SUCCESS");
 }
 
@@ -236,7 +237,7 @@ fn register_topic_partial_apply() {
         )
     };
     let send = |c: &mut Client, t: &str, b: String| {
-        let r = Reply::parse(&c.call(&frame::request(217, 1, 0, &[("topic", t)], b.as_bytes())));
+        let r = Reply::parse(&c.call(&client::request(217, 1, 0, &[("topic", t)], b.as_bytes())));
         assert_eq!(r.code(), 0, "{}", r.header_text);
     };
     send(
@@ -253,14 +254,14 @@ fn register_topic_partial_apply() {
     send(&mut c, "New", body(&[qd("broker-a", 6), qd("broker-b", 2)]));
     let expected = vec![("broker-a".to_string(), 6), ("broker-b".to_string(), 2)];
     assert_eq!(perms(&route(&mut c, "New")), expected);
-    let bad = Reply::parse(&c.call(&frame::request(217, 1, 0, &[("topic", "A")], b"{")));
+    let bad = Reply::parse(&c.call(&client::request(217, 1, 0, &[("topic", "A")], b"{")));
     assert_eq!(bad.code(), 1);
 }
 
 const ORDER: &str = "ORDER_TOPIC_CONFIG";
 
 fn kv(c: &mut Client, code: i32, ext: &[(&str, &str)]) -> Vec<u8> {
-    c.call(&frame::request(code, 1, 0, ext, b""))
+    c.call(&client::request(code, 1, 0, ext, b""))
 }
 
 #[test]
@@ -332,7 +333,7 @@ fn order_topic_conf_in_routes_and_register_replies() {
         ("value", "broker-a:4"),
     ];
     assert_eq!(Reply::parse(&kv(&mut c, 100, &put)).code(), 0);
-    let got = c.call(&frame::request(105, 1, 0, &[("topic", "TopicTest")], b""));
+    let got = c.call(&client::request(105, 1, 0, &[("topic", "TopicTest")], b""));
     assert_bytes(&got, &golden_frame("route_with_order_conf.txt"));
     let got = c.call(&BROKER_A.register_frame(77, &version(1), &topics));
     assert_bytes(&got, &golden_frame("register_master_with_order_conf.txt"));
@@ -358,7 +359,7 @@ fn namesrv_config_get_update_and_black_list() {
     keys.dedup();
     assert!(keys.contains(&"topicsMax") && !keys.contains(&"clientWorkerThreads"));
     let update =
-        |c: &mut Client, body: &str| c.call(&frame::request(318, 1, 0, &[], body.as_bytes()));
+        |c: &mut Client, body: &str| c.call(&client::request(318, 1, 0, &[], body.as_bytes()));
     for refused in [
         "kvConfigPath=/etc/cron.d/x",
         "rocketmqHome=/tmp",
@@ -417,7 +418,7 @@ fn admin_requests_from_sources_outside_admin_allowed_sources_are_refused() {
         (318, &[], b"enableAllTopicList=false"),
     ];
     for (code, ext, body) in guarded {
-        let got = c.call(&frame::request(code, 9, 0, ext, body));
+        let got = c.call(&client::request(code, 9, 0, ext, body));
         let want = frame::response(16, 9, Some(&remark(code)), None, b"");
         assert_bytes(&got, &want);
     }
@@ -436,6 +437,6 @@ fn admin_requests_from_sources_outside_admin_allowed_sources_are_refused() {
     let mut c = s.client();
     assert_eq!(Reply::parse(&kv(&mut c, 100, &put)).code(), 0);
     let lock = "adminAllowedSources=0.0.0.0/0";
-    let got = c.call(&frame::request(318, 1, 0, &[], lock.as_bytes()));
+    let got = c.call(&client::request(318, 1, 0, &[], lock.as_bytes()));
     assert_bytes(&got, &golden_frame("config_black_list.txt"));
 }

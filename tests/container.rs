@@ -15,7 +15,7 @@
 mod common;
 
 use common::{free_port, http_get, skip, topic, version, Client, Reply, TempDir, BROKER_A};
-use rocketns::protocol::frame;
+use rocketns::protocol::client;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -289,11 +289,11 @@ fn serve_a_route_and_a_kv_put(addr: std::net::SocketAddr) {
     let mut c = Client::connect(addr);
     let topics = [topic("TopicTest", 4, 6), topic("Other", 2, 6)];
     assert_eq!(BROKER_A.register(&mut c, &version(1), &topics).code(), 0);
-    let route = Reply::parse(&c.call(&frame::request(105, 1, 0, &[("topic", "TopicTest")], b"")));
+    let route = Reply::parse(&c.call(&client::request(105, 1, 0, &[("topic", "TopicTest")], b"")));
     assert_eq!(route.code(), 0, "{:?}", route.header);
     assert!(route.body_text().contains("\"brokerName\":\"broker-a\""));
     let put = [("namespace", "ns"), ("key", "k"), ("value", "v")];
-    let r = Reply::parse(&c.call(&frame::request(100, 2, 0, &put, b"")));
+    let r = Reply::parse(&c.call(&client::request(100, 2, 0, &put, b"")));
     assert_eq!(r.code(), 0, "{:?}", r.header);
 }
 

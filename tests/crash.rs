@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use rocketns::protocol::frame;
+use rocketns::protocol::client;
 use rocketns::route::kv::Kv;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ fn kill_9_during_kv_writes_never_breaks_the_file() {
                 ("key", key.as_str()),
                 ("value", value.as_str()),
             ];
-            let reply = Reply::parse(&c.call(&frame::request(100, n, 0, &ext, b"")));
+            let reply = Reply::parse(&c.call(&client::request(100, n, 0, &ext, b"")));
             assert_eq!(reply.code(), 0, "{}", reply.header_text);
             acked.push(key);
             n += 1;
@@ -37,7 +37,7 @@ fn kill_9_during_kv_writes_never_breaks_the_file() {
             ("key", key.as_str()),
             ("value", value.as_str()),
         ];
-        c.send(&frame::request(100, n, 0, &ext, b""));
+        c.send(&client::request(100, n, 0, &ext, b""));
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
         let bytes = std::fs::read(dir.0.join("kvConfig.json")).expect("file exists");

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use rocketns::protocol::frame;
+use rocketns::protocol::client;
 use rocketns::route::kv::Kv;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
@@ -174,7 +174,7 @@ fn sigterm_under_load_loses_no_kv_write_and_exits_0() {
         for n in 0..100_000 {
             let key = format!("k{n}");
             let ext = [("namespace", "term"), ("key", key.as_str()), ("value", "v")];
-            c.send(&frame::request(100, n, 0, &ext, b""));
+            c.send(&client::request(100, n, 0, &ext, b""));
             match c.recv() {
                 Some(reply) if Reply::parse(&reply).code() == 0 => acked.push(key),
                 _ => break,
@@ -212,22 +212,38 @@ fn sigterm_under_load_loses_no_kv_write_and_exits_0() {
     );
 }
 
+/// Idle close follows the server's (injected) clock: a connection that
+/// read nothing for serverChannelMaxIdleTimeSeconds is closed, one that
+/// read within it stays open.
 #[test]
 fn idle_connections_are_closed() {
-    let s = TestServer::with(&[("serverChannelMaxIdleTimeSeconds", "1")]);
+    let s = TestServer::with(&[("serverChannelMaxIdleTimeSeconds", "120")]);
+    let lookup = client::request(105, 1, 0, &[("topic", "T")], b"");
     let mut idle = s.client();
     let mut busy = s.client();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(1_600) {
-        let r = Reply::parse(&busy.call(&frame::request(105, 1, 0, &[("topic", "T")], b"")));
-        assert_eq!(r.code(), 17);
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(idle.is_closed(), "idle connection still open");
-    assert_eq!(
-        Reply::parse(&busy.call(&frame::request(105, 1, 0, &[("topic", "T")], b""))).code(),
-        17
-    );
+    assert_eq!(Reply::parse(&idle.call(&lookup)).code(), 17);
+    assert_eq!(Reply::parse(&busy.call(&lookup)).code(), 17);
+    s.clock.advance_ms(60_000);
+    assert_eq!(Reply::parse(&busy.call(&lookup)).code(), 17);
+    s.clock.advance_ms(61_000);
+    assert!(idle.is_closed(), "idle for 121 s of 120, still open");
+    assert_eq!(Reply::parse(&busy.call(&lookup)).code(), 17);
+}
+
+/// serverChannelMaxIdleTimeSeconds changed over the wire (318) applies to
+/// open connections.
+#[test]
+fn idle_timeout_changes_at_runtime() {
+    let s = TestServer::with(&[("serverChannelMaxIdleTimeSeconds", "0")]);
+    let lookup = client::request(105, 1, 0, &[("topic", "T")], b"");
+    let mut idle = s.client();
+    assert_eq!(Reply::parse(&idle.call(&lookup)).code(), 17);
+    s.clock.advance_ms(3_600_000);
+    let mut admin = s.client();
+    let update = b"serverChannelMaxIdleTimeSeconds=30\n";
+    let r = Reply::parse(&admin.call(&client::request(318, 2, 0, &[], update)));
+    assert_eq!(r.code(), 0);
+    assert!(idle.is_closed(), "idle for an hour under a 30 s timeout");
 }
 
 /// A connection over the shard's cap is closed at once; the others and
@@ -238,11 +254,11 @@ fn connections_over_the_cap_are_refused() {
     let mut a = s.client();
     let mut b = s.client();
     assert_eq!(
-        Reply::parse(&a.call(&frame::request(105, 1, 0, &[("topic", "T")], b""))).code(),
+        Reply::parse(&a.call(&client::request(105, 1, 0, &[("topic", "T")], b""))).code(),
         17
     );
     assert_eq!(
-        Reply::parse(&b.call(&frame::request(105, 1, 0, &[("topic", "T")], b""))).code(),
+        Reply::parse(&b.call(&client::request(105, 1, 0, &[("topic", "T")], b""))).code(),
         17
     );
     let mut c = s.client();
@@ -250,7 +266,7 @@ fn connections_over_the_cap_are_refused() {
     drop(a);
     assert!(eventually(|| {
         let mut d = s.client();
-        d.send(&frame::request(105, 1, 0, &[("topic", "T")], b""));
+        d.send(&client::request(105, 1, 0, &[("topic", "T")], b""));
         d.recv().is_some()
     }));
 }
@@ -294,7 +310,7 @@ fn running_out_of_file_descriptors_does_not_stop_the_listener() {
             .set_read_timeout(Some(Duration::from_secs(1)))
             .unwrap();
         let mut c = Client { stream, opaque: 0 };
-        c.send(&frame::request(105, 1, 0, &[("topic", "T")], b""));
+        c.send(&client::request(105, 1, 0, &[("topic", "T")], b""));
         c.recv().is_some()
     });
     let _ = child.kill();

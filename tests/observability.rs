@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use rocketns::protocol::frame;
+use rocketns::protocol::client;
 
 /// Parses Prometheus text: every line is a comment or `name{labels} value`.
 fn samples(text: &str) -> Vec<(String, f64)> {
@@ -42,9 +42,9 @@ fn metrics_parse_and_move_with_traffic() {
     let mut c = s.client();
     BROKER_A.register(&mut c, &version(1), &[topic("A", 1, 6), topic("B", 1, 6)]);
     for _ in 0..5 {
-        c.call(&frame::request(105, 1, 0, &[("topic", "A")], b""));
+        c.call(&client::request(105, 1, 0, &[("topic", "A")], b""));
     }
-    c.call(&frame::request(105, 1, 0, &[("topic", "nope")], b""));
+    c.call(&client::request(105, 1, 0, &[("topic", "nope")], b""));
     let mut bad = s.client();
     bad.send(&[0xff, 0xff, 0xff, 0xff]);
     assert!(bad.is_closed());

@@ -4,11 +4,10 @@
 
 mod common;
 use common::*;
-use rocketns::protocol::body;
-use rocketns::protocol::frame;
+use rocketns::protocol::client;
 
 fn lookup(c: &mut Client, ext: &[(&str, &str)]) -> Vec<u8> {
-    c.call(&frame::request(105, 1, 0, ext, b""))
+    c.call(&client::request(105, 1, 0, ext, b""))
 }
 
 /// Java's zone hook: groups of another zone are dropped, groups without a
@@ -18,7 +17,7 @@ fn zone_mode_filters_and_encodes_legacy() {
     let s = TestServer::start();
     let mut c = s.client();
     let topics = [topic("TopicTest", 4, 6), topic("Other", 2, 6)];
-    let json = body::encode_register_json(&version(1), &topics, &[]);
+    let json = client::encode_register_json(&version(1), &topics, &[]);
     let r = c.call(&BROKER_A.register_frame_with(1, &json, &[("__ZONE_NAME", "z1")]));
     assert_eq!(Reply::parse(&r).code(), 0);
     let b = Broker {
@@ -71,7 +70,7 @@ fn acting_master_rewrite() {
     let s = TestServer::with(&[("supportActingMaster", "true")]);
     let mut c = s.client();
     let topics = [topic("TopicTest", 4, 6), topic("Other", 2, 6)];
-    let json = body::encode_register_json(&version(1), &topics, &[]);
+    let json = client::encode_register_json(&version(1), &topics, &[]);
     let acting = [("enableActingMaster", "true")];
     c.call(&BROKER_A.register_frame_with(1, &json, &acting));
     let slave = Broker {
@@ -86,7 +85,7 @@ fn acting_master_rewrite() {
         ("brokerName", "broker-a"),
         ("clusterName", "DefaultCluster"),
     ];
-    c.call(&frame::request(104, 1, 0, &who, b""));
+    c.call(&client::request(104, 1, 0, &who, b""));
     let golden = golden_frame("route_acting_master.txt");
     assert!(eventually(
         || lookup(&mut c, &[("topic", "TopicTest")]) == golden

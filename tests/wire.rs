@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use rocketns::protocol::body;
+use rocketns::protocol::client;
 use rocketns::protocol::frame;
 use rocketns::protocol::header;
 
@@ -22,7 +22,7 @@ fn register_broker_a(c: &mut Client) {
 
 fn route_request(topic: &str, version: i32) -> Vec<u8> {
     let mut head = Vec::new();
-    header::write_request_json(&mut head, ROUTE, 1, 0, version, &[("topic", topic)]);
+    client::write_request_json(&mut head, ROUTE, 1, 0, version, &[("topic", topic)]);
     let mut out = Vec::new();
     frame::write_frame(&mut out, frame::SerializeType::Json, &head, b"");
     out
@@ -52,7 +52,7 @@ fn old_clients_get_the_legacy_body_unless_they_ask_for_standard() {
     );
     let mut head = Vec::new();
     let ext = [("topic", "TopicTest"), ("acceptStandardJsonOnly", "true")];
-    header::write_request_json(&mut head, ROUTE, 1, 0, 400, &ext);
+    client::write_request_json(&mut head, ROUTE, 1, 0, 400, &ext);
     let mut asked = Vec::new();
     frame::write_frame(&mut asked, frame::SerializeType::Json, &head, b"");
     assert_bytes(&c.call(&asked), &golden_hex("spec_14_2_route_response.hex"));
@@ -78,7 +78,7 @@ fn missing_topic_is_topic_not_exist_with_javas_remark() {
         &c.call(&route_request("NoSuchTopic", 479)),
         &golden_frame("topic_not_exist.txt"),
     );
-    let no_topic = c.call(&frame::request(ROUTE, 1, 0, &[], b""));
+    let no_topic = c.call(&client::request(ROUTE, 1, 0, &[], b""));
     assert!(Reply::parse(&no_topic).header["remark"]
         .as_str()
         .unwrap()
@@ -89,7 +89,7 @@ fn missing_topic_is_topic_not_exist_with_javas_remark() {
 fn unknown_code_is_not_supported_and_the_connection_stays_open() {
     let s = TestServer::start();
     let mut c = s.client();
-    let got = c.call(&frame::request(99999, 1, 0, &[], b""));
+    let got = c.call(&client::request(99999, 1, 0, &[], b""));
     assert_bytes(&got, &golden_frame("unknown_code.txt"));
     assert_bytes(
         &c.call(&route_request("NoSuchTopic", 479)),
@@ -102,10 +102,10 @@ fn oneway_requests_are_never_answered() {
     let s = TestServer::start();
     let mut c = s.client();
     let oneway = header::FLAG_ONEWAY;
-    c.send(&frame::request(99999, 5, oneway, &[], b""));
+    c.send(&client::request(99999, 5, oneway, &[], b""));
     let beat = [("clusterName", "DefaultCluster"), ("brokerAddr", "x:1")];
-    c.send(&frame::request(904, 6, oneway, &beat, b""));
-    c.send(&frame::request(904, 7, oneway, &[], b""));
+    c.send(&client::request(904, 6, oneway, &beat, b""));
+    c.send(&client::request(904, 7, oneway, &[], b""));
     // The next reply on the wire is the one to this request.
     assert_bytes(
         &c.call(&route_request("NoSuchTopic", 479)),
@@ -127,7 +127,7 @@ fn register_replies_for_master_and_slave() {
     };
     let got = c.call(&slave.register_frame(77, &version(1), &topics));
     assert_bytes(&got, &golden_frame("register_slave.txt"));
-    let info = c.call(&frame::request(106, 1, 0, &[], b""));
+    let info = c.call(&client::request(106, 1, 0, &[], b""));
     assert_bytes(&info, &golden_frame("cluster_info.txt"));
 }
 
@@ -156,7 +156,7 @@ fn compressed_registration_is_understood() {
     let s = TestServer::start();
     let mut c = s.client();
     let topics = [topic("TopicTest", 4, 6), topic("Other", 2, 6)];
-    let body = body::encode_register_compressed(&version(1), &topics, &[], true);
+    let body = client::encode_register_compressed(&version(1), &topics, &[], true);
     let crc = (crc32fast::hash(&body) & 0x7FFF_FFFF).to_string();
     let ext = [
         ("brokerAddr", "192.168.0.1:10911"),
@@ -167,7 +167,7 @@ fn compressed_registration_is_understood() {
         ("compressed", "true"),
         ("enableActingMaster", "false"),
     ];
-    let r = Reply::parse(&c.call(&frame::request(103, 1, 0, &ext, &body)));
+    let r = Reply::parse(&c.call(&client::request(103, 1, 0, &ext, &body)));
     assert_eq!(r.code(), 0, "{}", r.header_text);
     assert_bytes(
         &c.call(&route_request("TopicTest", 479)),
@@ -188,7 +188,7 @@ fn topic_list_and_data_version_and_heartbeat() {
         0
     );
     assert_bytes(
-        &c.call(&frame::request(206, 1, 0, &[], b"")),
+        &c.call(&client::request(206, 1, 0, &[], b"")),
         &golden_frame("topic_list_one.txt"),
     );
 
@@ -199,15 +199,15 @@ fn topic_list_and_data_version_and_heartbeat() {
         ("clusterName", "DefaultCluster"),
     ];
     let same = version(1).to_json();
-    let got = c.call(&frame::request(322, 1, 0, &who, &same));
+    let got = c.call(&client::request(322, 1, 0, &who, &same));
     assert_bytes(&got, &golden_frame("query_data_version_unchanged.txt"));
     let stranger = [
         ("brokerAddr", "10.9.9.9:1"),
         ("clusterName", "DefaultCluster"),
     ];
-    let got = c.call(&frame::request(322, 1, 0, &stranger, &same));
+    let got = c.call(&client::request(322, 1, 0, &stranger, &same));
     assert_bytes(&got, &golden_frame("query_data_version_unknown.txt"));
-    let got = c.call(&frame::request(904, 1, 0, &who, b""));
+    let got = c.call(&client::request(904, 1, 0, &who, b""));
     assert_bytes(&got, &golden_frame("success_plain.txt"));
 }
 
@@ -225,7 +225,7 @@ fn unregister_removes_the_broker_from_routes() {
     // An admin tool sends it on its own connection.
     let mut admin = s.client();
     assert_bytes(
-        &admin.call(&frame::request(104, 1, 0, &who, b"")),
+        &admin.call(&client::request(104, 1, 0, &who, b"")),
         &golden_frame("success_plain.txt"),
     );
     assert!(eventually(|| Reply::parse(
@@ -233,7 +233,7 @@ fn unregister_removes_the_broker_from_routes() {
     )
     .code()
         == 17));
-    let info = Reply::parse(&admin.call(&frame::request(106, 1, 0, &[], b"")));
+    let info = Reply::parse(&admin.call(&client::request(106, 1, 0, &[], b"")));
     assert_eq!(
         info.body_text(),
         r#"{"brokerAddrTable":{},"clusterAddrTable":{}}"#
@@ -332,7 +332,7 @@ fn heartbeats_keep_a_broker_alive() {
         ("clusterName", "DefaultCluster"),
     ];
     s.clock.advance_ms(100_000);
-    broker.call(&frame::request(904, 1, 0, &who, b""));
+    broker.call(&client::request(904, 1, 0, &who, b""));
     s.clock.advance_ms(100_000);
     s.server.scan_now();
     let mut c = s.client();
@@ -430,7 +430,7 @@ fn pipelined_requests_are_all_answered() {
     register_broker_a(&mut c);
     let mut batch = Vec::new();
     for opaque in 0..500 {
-        batch.extend(frame::request(
+        batch.extend(client::request(
             ROUTE,
             opaque,
             0,

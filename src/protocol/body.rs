@@ -1,7 +1,7 @@
 //! Request and reply bodies: the broker's registration in its three forms
 //! (`namesrv-commands.md` §A.4, §B.1-§B.7) and DataVersion. No IO.
 
-use super::json::{self, Dialect};
+use super::json;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -245,88 +245,40 @@ impl<'a> Chunks<'a> {
     }
 }
 
-/// A `RegisterBrokerBody` as a 5.x broker writes it; for tests, benches and
-/// the load generator.
-pub fn encode_register_json(
-    data_version: &DataVersion,
-    topics: &[(&str, TopicConfig)],
-    filter_servers: &[&str],
-) -> Vec<u8> {
-    let d = Dialect::Legacy;
-    let mut out = Vec::with_capacity(64 + topics.len() * 160);
-    out.extend_from_slice(b"{\"filterServerList\":[");
-    for (i, f) in filter_servers.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        json::write_str(&mut out, f, d);
-    }
-    out.extend_from_slice(b"],\"topicConfigSerializeWrapper\":{\"dataVersion\":");
-    out.extend_from_slice(&data_version.to_json());
-    // As a 5.x broker sends it (spec §A.4.1); peers may require it.
-    out.extend_from_slice(b",\"mappingDataVersion\":");
-    out.extend_from_slice(&data_version.to_json());
-    out.extend_from_slice(b",\"topicConfigTable\":{");
-    for (i, (name, c)) in topics.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        json::write_key(&mut out, name, d);
-        out.extend_from_slice(b"{\"attributes\":{},\"order\":false,\"perm\":");
-        json::write_int(&mut out, c.perm as i64);
-        out.extend_from_slice(b",\"readQueueNums\":");
-        json::write_int(&mut out, c.read_queue_nums as i64);
-        out.extend_from_slice(b",\"topicFilterType\":\"SINGLE_TAG\",\"topicName\":");
-        json::write_str(&mut out, c.topic_name.as_deref().unwrap_or(name), d);
-        out.extend_from_slice(b",\"topicSysFlag\":");
-        json::write_int(&mut out, c.topic_sys_flag as i64);
-        out.extend_from_slice(b",\"writeQueueNums\":");
-        json::write_int(&mut out, c.write_queue_nums as i64);
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"},\"topicQueueMappingDetailMap\":{},\"topicQueueMappingInfoMap\":{}}}");
-    out
+/// One QueueData of a REGISTER_TOPIC_IN_NAMESRV body (§A.12); a missing
+/// number is 0 and a missing broker name empty, as fastjson leaves them.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicQueueIn {
+    #[serde(default)]
+    pub broker_name: Option<String>,
+    #[serde(default)]
+    pub perm: i32,
+    #[serde(default)]
+    pub read_queue_nums: i32,
+    #[serde(default)]
+    pub topic_sys_flag: i32,
+    #[serde(default)]
+    pub write_queue_nums: i32,
 }
 
-/// The compressed form (§A.4.2) as a 4.x broker with `compressedRegister`
-/// writes it; for tests and the load generator.
-pub fn encode_register_compressed(
-    data_version: &DataVersion,
-    topics: &[(&str, TopicConfig)],
-    filter_servers: &[&str],
-    with_mappings: bool,
-) -> Vec<u8> {
-    use std::io::Write;
-    let mut plain = Vec::new();
-    let chunk = |out: &mut Vec<u8>, bytes: &[u8]| {
-        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
-        out.extend_from_slice(bytes);
-    };
-    chunk(&mut plain, &data_version.to_json());
-    plain.extend_from_slice(&(topics.len() as i32).to_be_bytes());
-    for (name, c) in topics {
-        let line = format!(
-            "{} {} {} {} SINGLE_TAG {{}}",
-            c.topic_name.as_deref().unwrap_or(name),
-            c.read_queue_nums,
-            c.write_queue_nums,
-            c.perm
-        );
-        chunk(&mut plain, line.as_bytes());
+/// The `queueDatas` of a REGISTER_TOPIC_IN_NAMESRV body (a TopicRouteData);
+/// a body without them is an empty list, as in Java.
+pub fn decode_register_topic(body: &[u8]) -> Result<Vec<TopicQueueIn>, String> {
+    #[derive(Deserialize)]
+    struct TopicRouteIn {
+        #[serde(default, rename = "queueDatas")]
+        queue_datas: Option<Vec<TopicQueueIn>>,
     }
-    let filters = serde_json::to_vec(filter_servers).expect("strings encode");
-    chunk(&mut plain, &filters);
-    if with_mappings {
-        plain.extend_from_slice(&0i32.to_be_bytes());
-    }
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-    z.write_all(&plain).expect("in-memory write");
-    z.finish().expect("in-memory write")
+    let parsed: Option<TopicRouteIn> =
+        serde_json::from_slice(&json::quote_numeric_keys(body)).map_err(|e| e.to_string())?;
+    Ok(parsed.and_then(|p| p.queue_datas).unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::client::{encode_register_compressed, encode_register_json};
 
     fn topic(name: &str, q: i32) -> (&str, TopicConfig) {
         let config = TopicConfig {

@@ -158,22 +158,6 @@ pub fn response(
     out
 }
 
-/// A whole request frame with a Java client's JSON header.
-pub fn request(code: i32, opaque: i32, flag: i32, ext: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut head = Vec::with_capacity(128);
-    header::write_request_json(
-        &mut head,
-        code,
-        opaque,
-        flag,
-        super::codes::version::SERVER,
-        ext,
-    );
-    let mut out = Vec::with_capacity(8 + head.len() + body.len());
-    write_frame(&mut out, SerializeType::Json, &head, body);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,7 +168,7 @@ mod tests {
 
     #[test]
     fn partial_frames_wait_for_more() {
-        let whole = request(105, 1, 0, &[("topic", "T")], b"");
+        let whole = crate::protocol::client::request(105, 1, 0, &[("topic", "T")], b"");
         for cut in 0..whole.len() {
             assert!(decode(&mut buf(&whole[..cut]), FRAME_SIZE_MAX)
                 .unwrap()

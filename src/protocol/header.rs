@@ -46,6 +46,15 @@ impl Header {
         ext.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// Several ext fields at once, or `None` if any is absent.
+    pub fn ext_all<const N: usize>(&self, keys: [&str; N]) -> Option<[&str; N]> {
+        let mut out = [""; N];
+        for (slot, key) in out.iter_mut().zip(keys) {
+            *slot = self.ext(key)?;
+        }
+        Some(out)
+    }
+
     /// An ext field parsed as Java's `Long.parseLong`; unparsable is absent
     /// (Java swallows the parse error and keeps the default, §10.2 step 3).
     pub fn ext_i64(&self, key: &str) -> Option<i64> {
@@ -446,7 +455,7 @@ pub fn write_response_json(
 }
 
 /// `extFields` as a JSON object of strings.
-fn write_ext(out: &mut Vec<u8>, fields: &[(&str, &str)]) {
+pub(super) fn write_ext(out: &mut Vec<u8>, fields: &[(&str, &str)]) {
     out.push(b'{');
     for (i, (k, v)) in fields.iter().enumerate() {
         if i > 0 {
@@ -455,29 +464,6 @@ fn write_ext(out: &mut Vec<u8>, fields: &[(&str, &str)]) {
         json::write_key(out, k, Dialect::Legacy);
         json::write_str(out, v, Dialect::Legacy);
     }
-    out.push(b'}');
-}
-
-/// Writes a request header the way a Java client does; used by the load
-/// generator, the benchmarks and the tests.
-pub fn write_request_json(
-    out: &mut Vec<u8>,
-    code: i32,
-    opaque: i32,
-    flag: i32,
-    version: i32,
-    ext: &[(&str, &str)],
-) {
-    out.extend_from_slice(b"{\"code\":");
-    json::write_int(out, code as i64);
-    out.extend_from_slice(b",\"extFields\":");
-    write_ext(out, ext);
-    out.extend_from_slice(b",\"flag\":");
-    json::write_int(out, flag as i64);
-    out.extend_from_slice(b",\"language\":\"JAVA\",\"opaque\":");
-    json::write_int(out, opaque as i64);
-    out.extend_from_slice(b",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":");
-    json::write_int(out, version as i64);
     out.push(b'}');
 }
 

@@ -4,6 +4,7 @@
 
 pub mod encode;
 pub mod kv;
+pub mod lists;
 pub mod snapshot;
 pub mod table;
 

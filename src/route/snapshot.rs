@@ -10,7 +10,6 @@ use super::encode::{self, TopicRoute};
 use super::kv::Kv;
 use super::table::{BrokerGroup, Changes, RouteTable};
 use crate::protocol::json::Dialect;
-use crate::server::Settings;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -140,44 +139,19 @@ impl TopicMap {
     }
 }
 
-/// Everything a shard answers from without asking the writer.
+/// The routes a shard answers from without asking the writer.
+#[derive(Default)]
 pub struct Snapshot {
     /// Grows by one per publication.
     pub version: u64,
     pub topics: TopicMap,
     pub brokers: Arc<BrokerView>,
     pub kv: Arc<Kv>,
-    /// Settings as changed at runtime by UPDATE_NAMESRV_CONFIG.
-    pub settings: Arc<Settings>,
-    /// GET_NAMESRV_CONFIG body.
-    pub config_text: Bytes,
     /// When the writer published it, on the monotonic clock.
     pub published_ms: u64,
 }
 
-impl Default for Snapshot {
-    fn default() -> Self {
-        Snapshot {
-            version: 0,
-            topics: TopicMap::default(),
-            brokers: Arc::default(),
-            kv: Arc::default(),
-            settings: Arc::default(),
-            config_text: Bytes::new(),
-            published_ms: 0,
-        }
-    }
-}
-
 impl Snapshot {
-    /// The REGISTER_BROKER reply body (`namesrv-commands.md` §A.4 step 6).
-    pub fn order_conf_body(&self) -> Option<Vec<u8>> {
-        if !self.settings.return_order_topic_config_to_broker {
-            return None;
-        }
-        self.kv.table_json(super::kv::ORDER_TOPIC_CONFIG)
-    }
-
     /// The next snapshot after `changes`: changed topics re-encoded, the
     /// rest shared with `self`.
     pub fn next(
@@ -209,8 +183,6 @@ impl Snapshot {
             topics: self.topics.with_updates(updates),
             brokers,
             kv: self.kv.clone(),
-            settings: self.settings.clone(),
-            config_text: self.config_text.clone(),
             published_ms: self.published_ms,
         }
     }

@@ -10,7 +10,7 @@ use crate::protocol::body::{DataVersion, RegisterBody, TopicQueueMappingInfo};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Caps on what brokers can make the table hold (DECISIONS 7).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub broker_groups_max: usize,
     pub topics_max: usize,
@@ -26,7 +26,7 @@ impl Default for Limits {
 }
 
 /// Runtime switches that change routes.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RouteSettings {
     pub delete_topic_with_broker_registration: bool,
     pub support_acting_master: bool,
@@ -248,6 +248,11 @@ impl RouteTable {
             self.touch_all_topics();
         }
         self.settings = settings;
+    }
+
+    /// New caps apply to what comes next; what the table holds stays.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Marks a topic for re-encoding (its order config changed).

@@ -1,8 +1,9 @@
 //! One connection: read and decode frames, answer lookups at once, hand
-//! mutations to the writer, and write replies from a second task.
+//! mutations to the writer thread, and write replies from a second task
+//! (the flush task).
 //!
-//! The reader and the writer task share the one glommio stream through
-//! `Shared`, which borrows it only inside a poll (glommio keeps separate
+//! The reader and the flush task share the one glommio stream through
+//! `SharedStream`, which borrows it only inside a poll (glommio keeps separate
 //! read and write sources, so each task waits on its own): a connection
 //! costs one descriptor. Replies go through an `Outbox`; the reader stops
 //! reading while the outbox or the requests in flight are over their caps,
@@ -20,7 +21,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::spawn_local;
 use std::cell::{Cell, RefCell};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
@@ -35,13 +36,17 @@ const OUTBOX_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Writer-bound requests in flight per connection before its reader pauses.
 const IN_FLIGHT_MAX: usize = 64;
 
+/// What the shard knows of one open connection.
 pub struct Conn {
     pub id: ConnId,
-    pub fd: std::os::fd::RawFd,
+    fd: RawFd,
     /// The peer's address, for `adminAllowedSources`.
     pub peer: Option<std::net::IpAddr>,
     broker: Cell<bool>,
     in_flight: Cell<usize>,
+    /// When a read last returned bytes, on the shard's clock.
+    last_read_ms: Cell<u64>,
+    shut: Cell<bool>,
 }
 
 impl Conn {
@@ -51,6 +56,22 @@ impl Conn {
 
     pub fn is_broker(&self) -> bool {
         self.broker.get()
+    }
+
+    pub fn last_read_ms(&self) -> u64 {
+        self.last_read_ms.get()
+    }
+
+    /// Shuts the socket down in both directions, which ends both of its
+    /// tasks; true the first time.
+    pub fn shut_down(&self) -> bool {
+        if self.shut.replace(true) {
+            return false;
+        }
+        // SAFETY: the descriptor is open: the shard forgets a connection
+        // (`ShardCtx::leave`) before its stream, which owns it, is dropped.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+        true
     }
 }
 
@@ -92,40 +113,37 @@ impl Outbox {
     }
 }
 
-pub async fn serve(stream: TcpStream, ctx: Rc<ShardCtx>, id: ConnId) {
+pub async fn serve(stream: TcpStream, ctx: &Rc<ShardCtx>, id: ConnId) {
     let _ = stream.set_nodelay(true);
-    // Java closes a connection idle for serverChannelMaxIdleTimeSeconds;
-    // a NameServer only writes in answer to a read, so reads tell.
-    let idle = ctx.settings.idle_timeout;
-    let _ = stream.set_read_timeout(idle);
-    let fd = stream.as_raw_fd();
     let peer = stream.peer_addr().ok();
-    let mut stream = Shared(Rc::new(RefCell::new(stream)));
-    let write_stream = Shared(stream.0.clone());
     let conn = Rc::new(Conn {
         id,
-        fd,
+        fd: stream.as_raw_fd(),
         peer: peer.map(|a| a.ip()),
         broker: Cell::new(false),
         in_flight: Cell::new(0),
+        last_read_ms: Cell::new(ctx.clock.now_ms()),
+        shut: Cell::new(false),
     });
+    ctx.enter(conn.clone());
+    let mut stream = SharedStream(Rc::new(RefCell::new(stream)));
+    let flush_stream = SharedStream(stream.0.clone());
     let outbox = Rc::new(Outbox::new());
-    let writer = spawn_local(write_loop(write_stream, outbox.clone()));
-    if let Err(e) = read_loop(&mut stream, &ctx, &conn, &outbox).await {
+    let flusher = spawn_local(flush_loop(flush_stream, outbox.clone(), conn.clone()));
+    if let Err(e) = read_loop(&mut stream, ctx, &conn, &outbox).await {
         ctx.broken_frame(&e, peer);
-        // SAFETY: shutting down our own socket; the writer sees the error.
-        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        conn.shut_down();
     }
     outbox.close();
-    if conn.broker.get() {
+    if conn.is_broker() {
         ctx.send_closed(conn.id);
     }
-    writer.await;
-    ctx.untrack_broker(conn.id);
+    flusher.await;
+    ctx.leave(conn.id);
 }
 
 async fn read_loop(
-    stream: &mut Shared,
+    stream: &mut SharedStream,
     ctx: &Rc<ShardCtx>,
     conn: &Rc<Conn>,
     outbox: &Rc<Outbox>,
@@ -139,7 +157,7 @@ async fn read_loop(
             let code = f.header.code;
             let started = std::time::Instant::now();
             match dispatch::handle(ctx, conn, f) {
-                Handled::Now(Some(bytes)) => {
+                Handled::Now(bytes) => {
                     outbox.push(&bytes);
                     ctx.stats.request(code, metrics::is_success(&bytes));
                     if code == GET_ROUTEINFO_BY_TOPIC {
@@ -147,13 +165,13 @@ async fn read_loop(
                             .lookup_latency(started.elapsed().as_nanos() as u64);
                     }
                 }
-                Handled::Now(None) => {}
+                Handled::Nothing => {}
                 Handled::Later(pending) => {
                     conn.in_flight.set(conn.in_flight.get() + 1);
                     ctx.stats.in_flight.fetch_add(1, Ordering::Relaxed);
                     let (ctx, conn, outbox) = (ctx.clone(), conn.clone(), outbox.clone());
                     spawn_local(async move {
-                        if let Some(bytes) = pending.reply().await {
+                        if let Some(bytes) = pending.await {
                             outbox.push(&bytes);
                             ctx.stats.request(code, metrics::is_success(&bytes));
                         }
@@ -182,19 +200,15 @@ async fn read_loop(
         let filled = buf.len();
         buf.resize(filled + chunk, 0);
         match stream.read(&mut buf[filled..]).await {
-            Ok(0) => return Ok(()),
-            Err(e) => {
-                if e.kind() == std::io::ErrorKind::TimedOut {
-                    ctx.stats.idle_closed.fetch_add(1, Ordering::Relaxed);
-                }
-                return Ok(());
-            }
+            Ok(0) | Err(_) => return Ok(()),
             Ok(n) => buf.truncate(filled + n),
         }
+        conn.last_read_ms.set(ctx.clock.now_ms());
     }
 }
 
-async fn write_loop(mut stream: Shared, outbox: Rc<Outbox>) {
+/// Writes what the outbox holds until the connection closes.
+async fn flush_loop(mut stream: SharedStream, outbox: Rc<Outbox>, conn: Rc<Conn>) {
     loop {
         let bytes = std::mem::take(&mut *outbox.bytes.borrow_mut());
         if bytes.is_empty() {
@@ -208,8 +222,8 @@ async fn write_loop(mut stream: Shared, outbox: Rc<Outbox>) {
         }
         if stream.write_all(&bytes).await.is_err() {
             outbox.broken.set(true);
-            // SAFETY: shutting down our own socket wakes the reader.
-            unsafe { libc::shutdown(stream.fd(), libc::SHUT_RDWR) };
+            // Wakes the reader.
+            conn.shut_down();
             break;
         }
         outbox.signal_progress();
@@ -217,17 +231,11 @@ async fn write_loop(mut stream: Shared, outbox: Rc<Outbox>) {
     outbox.signal_progress();
 }
 
-/// One connection's stream, shared by its reader and writer tasks. Each
+/// One connection's stream, shared by its reader and flush tasks. Each
 /// poll borrows it for the poll alone, never across an `.await`.
-struct Shared(Rc<RefCell<TcpStream>>);
+struct SharedStream(Rc<RefCell<TcpStream>>);
 
-impl Shared {
-    fn fd(&self) -> std::os::fd::RawFd {
-        self.0.borrow().as_raw_fd()
-    }
-}
-
-impl futures_lite::AsyncRead for Shared {
+impl futures_lite::AsyncRead for SharedStream {
     fn poll_read(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -238,7 +246,7 @@ impl futures_lite::AsyncRead for Shared {
     }
 }
 
-impl futures_lite::AsyncWrite for Shared {
+impl futures_lite::AsyncWrite for SharedStream {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,

@@ -1,5 +1,8 @@
-//! Request code to handler. Lookups are answered here from the current
-//! snapshot; mutations go to the writer and are answered when it replies.
+//! Request code to handler, and nothing else: each handler reads its
+//! header fields, then either answers from the published snapshot (whose
+//! bodies `route/` built) or hands a typed request to the writer and
+//! answers from the writer's typed reply. Find any request code here in
+//! one hop.
 
 use super::conn::Conn;
 use super::ShardCtx;
@@ -7,114 +10,123 @@ use crate::protocol::body::{self, DataVersion};
 use crate::protocol::codes::{self, request as req, response as resp};
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::header::Header;
-use crate::protocol::json::{self, Dialect};
-use crate::route::encode::{self, TopicRoute};
+use crate::route::lists::{self, UnitSelect};
 use crate::route::table::{QueueData, RegisterOutcome, Registration, Unregistration};
-use crate::writer::{Control, Outcome, Request};
+use crate::writer::{ConfigRefused, DataVersionAnswer, Registered, Reply, Request};
 use crossbeam_channel::TrySendError;
 use futures_channel::oneshot;
+use std::future::Future;
+use std::pin::Pin;
 
 /// What to do with one request.
 pub enum Handled {
-    /// Write this frame now (`None`: nothing to write, e.g. oneway).
-    Now(Option<Vec<u8>>),
-    /// Write what `finish` makes of the writer's answer.
+    /// Write this frame now; dropped for a oneway request.
+    Now(Vec<u8>),
+    /// Nothing to write: a oneway request was handed to the writer.
+    Nothing,
+    /// Write the frame this resolves to, once the writer has answered
+    /// (`None`: the writer dropped the request).
     Later(Pending),
 }
 
-pub struct Pending {
-    rx: oneshot::Receiver<Outcome>,
-    opaque: i32,
-    finish: fn(Outcome, i32) -> Vec<u8>,
-}
+pub type Pending = Pin<Box<dyn Future<Output = Option<Vec<u8>>>>>;
 
-impl Pending {
-    /// The reply frame, or `None` when the writer dropped the request.
-    pub async fn reply(self) -> Option<Vec<u8>> {
-        let outcome = self.rx.await.ok()?;
-        Some((self.finish)(outcome, self.opaque))
-    }
-}
+/// The ext fields that name a broker: cluster, address, broker name.
+const BROKER_KEYS: [&str; 3] = ["clusterName", "brokerAddr", "brokerName"];
+/// The ext fields that name a live broker: cluster and address.
+const LIVE_KEYS: [&str; 2] = ["clusterName", "brokerAddr"];
 
-/// The Java remark for an exception thrown inside a handler; clients only
-/// show it, so it names the Java exception and what was missing.
-fn npe(what: &str) -> String {
+/// Java's remark when a handler dereferences a missing field: clients
+/// only show it, so it names the Java exception and what was missing.
+fn null_field_remark(what: &str) -> String {
     format!("java.lang.NullPointerException: {what} is null")
 }
 
 pub fn handle(ctx: &ShardCtx, conn: &Conn, frame: Frame) -> Handled {
+    let oneway = frame.header.is_oneway();
+    match handle_request(ctx, conn, &frame) {
+        Handled::Now(_) if oneway => Handled::Nothing,
+        handled => handled,
+    }
+}
+
+fn handle_request(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
     let h = &frame.header;
-    let reply = |bytes: Vec<u8>| Handled::Now((!h.is_oneway()).then_some(bytes));
-    if !ctx.settings.admin_acl.allows(h.code, conn.peer) {
-        return reply(ctx.refuse_admin(h.code, conn.peer, h.opaque));
+    if !ctx.startup.admin_acl.allows(h.code, conn.peer) {
+        return Handled::Now(ctx.refuse_admin(h.code, conn.peer, h.opaque));
     }
     match h.code {
-        req::GET_ROUTEINFO_BY_TOPIC => reply(route_info(ctx, h)),
+        req::GET_ROUTEINFO_BY_TOPIC => Handled::Now(route_info(ctx, h)),
         req::GET_BROKER_CLUSTER_INFO => {
-            let snapshot = ctx.snapshot.load();
-            reply(frame::response(
-                resp::SUCCESS,
-                h.opaque,
-                None,
-                None,
-                &snapshot.brokers.cluster_info,
-            ))
+            let published = ctx.published.load();
+            Handled::Now(success(h, &published.routes.brokers.cluster_info))
         }
-        req::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => reply(all_topics(ctx, h)),
-        req::GET_TOPICS_BY_CLUSTER => reply(topics_by_cluster(ctx, h)),
-        req::GET_SYSTEM_TOPIC_LIST_FROM_NS => reply(system_topics(ctx, h)),
-        req::GET_UNIT_TOPIC_LIST => reply(unit_topics(ctx, h, |f| f & FLAG_UNIT != 0)),
-        req::GET_HAS_UNIT_SUB_TOPIC_LIST => reply(unit_topics(ctx, h, |f| f & FLAG_UNIT_SUB != 0)),
-        req::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => reply(unit_topics(ctx, h, |f| {
-            f & FLAG_UNIT_SUB != 0 && f & FLAG_UNIT == 0
-        })),
-        req::GET_BROKER_MEMBER_GROUP => reply(broker_member_group(ctx, h)),
+        req::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Handled::Now(all_topics(ctx, h)),
+        req::GET_TOPICS_BY_CLUSTER => Handled::Now(topics_by_cluster(ctx, h)),
+        req::GET_SYSTEM_TOPIC_LIST_FROM_NS => {
+            let published = ctx.published.load();
+            Handled::Now(success(h, &lists::system_topics(&published.routes)))
+        }
+        req::GET_UNIT_TOPIC_LIST => Handled::Now(unit_topics(ctx, h, UnitSelect::Unit)),
+        req::GET_HAS_UNIT_SUB_TOPIC_LIST => {
+            Handled::Now(unit_topics(ctx, h, UnitSelect::HasUnitSub))
+        }
+        req::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => {
+            Handled::Now(unit_topics(ctx, h, UnitSelect::HasUnitSubNotUnit))
+        }
+        req::GET_BROKER_MEMBER_GROUP => Handled::Now(broker_member_group(ctx, h)),
         req::WIPE_WRITE_PERM_OF_BROKER => write_perm(ctx, h, false),
         req::ADD_WRITE_PERM_OF_BROKER => write_perm(ctx, h, true),
         req::DELETE_TOPIC_IN_NAMESRV => delete_topic(ctx, h),
-        req::REGISTER_TOPIC_IN_NAMESRV => register_topic(ctx, &frame),
+        req::REGISTER_TOPIC_IN_NAMESRV => register_topic(ctx, frame),
         req::PUT_KV_CONFIG => put_kv(ctx, h),
-        req::GET_KV_CONFIG => reply(get_kv(ctx, h)),
+        req::GET_KV_CONFIG => Handled::Now(get_kv(ctx, h)),
         req::DELETE_KV_CONFIG => delete_kv(ctx, h),
-        req::GET_KVLIST_BY_NAMESPACE => reply(kv_list(ctx, h)),
-        req::UPDATE_NAMESRV_CONFIG => update_config(ctx, &frame),
+        req::GET_KVLIST_BY_NAMESPACE => Handled::Now(kv_list(ctx, h)),
+        req::UPDATE_NAMESRV_CONFIG => update_config(ctx, frame),
         req::GET_NAMESRV_CONFIG => {
-            let snapshot = ctx.snapshot.load();
-            let body = &snapshot.config_text;
-            reply(frame::response(resp::SUCCESS, h.opaque, None, None, body))
+            let published = ctx.published.load();
+            Handled::Now(success(h, &published.config_text))
         }
-        req::REGISTER_BROKER => register(ctx, conn, &frame),
-        req::UNREGISTER_BROKER => reply(unregister(ctx, h)),
-        req::QUERY_DATA_VERSION => query_data_version(ctx, &frame),
-        req::BROKER_HEARTBEAT => reply(heartbeat(ctx, h)),
+        req::REGISTER_BROKER => register(ctx, conn, frame),
+        req::UNREGISTER_BROKER => Handled::Now(unregister(ctx, h)),
+        req::QUERY_DATA_VERSION => query_data_version(ctx, frame),
+        req::BROKER_HEARTBEAT => Handled::Now(heartbeat(ctx, h)),
         code => {
             let remark = codes::remark_not_supported(code);
-            let code = resp::REQUEST_CODE_NOT_SUPPORTED;
-            reply(frame::response(code, h.opaque, Some(&remark), None, b""))
+            Handled::Now(error(h.opaque, resp::REQUEST_CODE_NOT_SUPPORTED, &remark))
         }
     }
+}
+
+fn success(h: &Header, body: &[u8]) -> Vec<u8> {
+    frame::response(resp::SUCCESS, h.opaque, None, None, body)
 }
 
 fn error(opaque: i32, code: i32, remark: &str) -> Vec<u8> {
     frame::response(code, opaque, Some(remark), None, b"")
 }
 
+fn ok_empty(opaque: i32) -> Vec<u8> {
+    frame::response(resp::SUCCESS, opaque, None, None, b"")
+}
+
 // ----- lookups -----
 
 fn route_info(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let snapshot = ctx.snapshot.load();
-    if ctx.waiting_for_service(&snapshot.settings) {
+    let published = ctx.published.load();
+    if ctx.waiting_for_service(&published.settings) {
         return error(h.opaque, resp::SYSTEM_ERROR, codes::REMARK_NOT_READY);
     }
     let topic = h.ext("topic");
-    let Some(entry) = topic.and_then(|t| snapshot.topics.get(t)) else {
+    let Some(entry) = topic.and_then(|t| published.routes.topics.get(t)) else {
         let remark = codes::remark_topic_not_exist(topic);
         return error(h.opaque, resp::TOPIC_NOT_EXIST, &remark);
     };
     let zone = h.ext("__ZONE_NAME").filter(|z| !z.trim().is_empty());
     if let (Some(zone), Some(true)) = (zone, h.ext_bool("__ZONE_MODE")) {
-        if let Some(body) = zone_filtered(&entry.legacy, zone) {
-            return frame::response(resp::SUCCESS, h.opaque, None, None, &body);
+        if let Some(body) = lists::zone_filtered(&entry.legacy, zone) {
+            return success(h, &body);
         }
     }
     let standard =
@@ -124,168 +136,119 @@ fn route_info(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
     } else {
         &entry.legacy
     };
-    frame::response(resp::SUCCESS, h.opaque, None, None, body)
-}
-
-/// Java's zone hook (`namesrv-commands.md` §A.6 step 6): decode the route,
-/// keep groups without a master or in `zone`, re-encode in legacy form.
-fn zone_filtered(legacy: &[u8], zone: &str) -> Option<Vec<u8>> {
-    let text = json::quote_numeric_keys(legacy);
-    let mut route: TopicRoute = serde_json::from_slice(&text).ok()?;
-    let (kept, removed): (Vec<_>, Vec<_>) = route.broker_datas.into_iter().partition(|b| {
-        !b.broker_addrs.contains_key(&0)
-            || b.zone_name
-                .as_deref()
-                .is_some_and(|z| z.eq_ignore_ascii_case(zone))
-    });
-    route.broker_datas = kept;
-    for b in &removed {
-        route.queue_datas.retain(|q| q.broker_name != b.broker_name);
-        for addr in b.broker_addrs.values() {
-            route.filter_server_table.remove(addr);
-        }
-    }
-    Some(encode::route_json(&route, Dialect::Legacy))
+    success(h, body)
 }
 
 fn all_topics(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let snapshot = ctx.snapshot.load();
-    if !snapshot.settings.enable_all_topic_list {
+    let published = ctx.published.load();
+    if !published.settings.enable_all_topic_list {
         return error(h.opaque, resp::SYSTEM_ERROR, "disable");
     }
-    let body = encode::topic_list_json(snapshot.topics.names(), None);
-    frame::response(resp::SUCCESS, h.opaque, None, None, &body)
-}
-
-/// topicSysFlag bits (`namesrv-commands.md` §B.2).
-const FLAG_UNIT: i32 = 1;
-const FLAG_UNIT_SUB: i32 = 2;
-
-fn topic_list_reply(h: &Header, mut names: Vec<&str>, broker_addr: Option<&str>) -> Vec<u8> {
-    names.sort_unstable();
-    let body = encode::topic_list_json(names.into_iter(), broker_addr);
-    frame::response(resp::SUCCESS, h.opaque, None, None, &body)
+    success(h, &lists::all_topics(&published.routes))
 }
 
 fn topics_by_cluster(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let snapshot = ctx.snapshot.load();
-    if !snapshot.settings.enable_topic_list {
+    let published = ctx.published.load();
+    if !published.settings.enable_topic_list {
         return error(h.opaque, resp::SYSTEM_ERROR, "disable");
     }
-    let members = h
-        .ext("cluster")
-        .and_then(|c| snapshot.brokers.clusters.get(c));
-    let names = match members {
-        None => Vec::new(),
-        Some(members) => snapshot
-            .topics
-            .entries()
-            .filter(|(_, e)| e.brokers.iter().any(|b| members.contains(&**b)))
-            .map(|(name, _)| name)
-            .collect(),
-    };
-    topic_list_reply(h, names, None)
+    let body = lists::topics_by_cluster(&published.routes, h.ext("cluster"));
+    success(h, &body)
 }
 
-/// Cluster and broker names double as system topics (§A.15).
-fn system_topics(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let snapshot = ctx.snapshot.load();
-    let view = &snapshot.brokers;
-    let mut names: Vec<&str> = Vec::new();
-    for (cluster, members) in &view.clusters {
-        names.push(cluster);
-        names.extend(members.iter().map(String::as_str));
-    }
-    names.sort_unstable();
-    names.dedup();
-    let addr = view.groups.values().find_map(|g| g.addrs.values().next());
-    topic_list_reply(h, names, addr.map(String::as_str))
-}
-
-fn unit_topics(ctx: &ShardCtx, h: &Header, select: fn(i32) -> bool) -> Vec<u8> {
-    let snapshot = ctx.snapshot.load();
-    if !snapshot.settings.enable_topic_list {
+fn unit_topics(ctx: &ShardCtx, h: &Header, select: UnitSelect) -> Vec<u8> {
+    let published = ctx.published.load();
+    if !published.settings.enable_topic_list {
         return error(h.opaque, resp::SYSTEM_ERROR, "disable");
     }
-    let names = snapshot
-        .topics
-        .entries()
-        .filter(|(_, e)| select(e.sys_flag))
-        .map(|(name, _)| name)
-        .collect();
-    topic_list_reply(h, names, None)
+    success(h, &lists::unit_topics(&published.routes, select))
 }
 
-/// GET_BROKER_MEMBER_GROUP (§A.22): legacy encoding, and Java's leftover
-/// remark on a SUCCESS reply.
+/// GET_BROKER_MEMBER_GROUP (§A.22), with Java's leftover remark on a
+/// SUCCESS reply.
 fn broker_member_group(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let snapshot = ctx.snapshot.load();
+    let published = ctx.published.load();
     let name = h.ext("brokerName");
-    let group = name.and_then(|n| snapshot.brokers.groups.get(n));
-    let d = Dialect::Legacy;
-    let mut body = Vec::with_capacity(128);
-    body.extend_from_slice(b"{\"brokerMemberGroup\":{\"brokerAddrs\":{");
-    for (i, (id, addr)) in group.into_iter().flat_map(|g| &g.addrs).enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        json::write_num_key(&mut body, *id, d);
-        json::write_str(&mut body, addr, d);
-    }
-    body.push(b'}');
-    if let Some(name) = name {
-        body.extend_from_slice(b",\"brokerName\":");
-        json::write_str(&mut body, name, d);
-    }
-    if let Some(cluster) = h.ext("clusterName") {
-        body.extend_from_slice(b",\"cluster\":");
-        json::write_str(&mut body, cluster, d);
-    }
-    body.extend_from_slice(b"}}");
+    let group = name.and_then(|n| published.routes.brokers.groups.get(n));
+    let body = lists::member_group(group, name, h.ext("clusterName"));
     let remark = Some("not set any response code");
     frame::response(resp::SUCCESS, h.opaque, remark, None, &body)
 }
 
-// ----- mutations -----
-
-/// Sends a request to the writer; a full queue is SYSTEM_BUSY (DECISIONS 7).
-fn to_writer(
-    ctx: &ShardCtx,
-    h: &Header,
-    make: impl FnOnce(Option<crate::writer::Reply>) -> Request,
-    finish: fn(Outcome, i32) -> Vec<u8>,
-) -> Handled {
-    let (tx, rx) = if h.is_oneway() {
-        (None, None)
-    } else {
-        let (tx, rx) = oneshot::channel();
-        (Some(tx), Some(rx))
-    };
-    match ctx.writer.try_send(make(tx)) {
-        Ok(()) => match rx {
-            Some(rx) => Handled::Later(Pending {
-                rx,
-                opaque: h.opaque,
-                finish,
-            }),
-            None => Handled::Now(None),
-        },
-        Err(e) => {
-            let (code, remark) = match e {
-                TrySendError::Full(_) => (resp::SYSTEM_BUSY, codes::REMARK_OVERLOAD),
-                TrySendError::Disconnected(_) => (resp::SYSTEM_ERROR, "name server stopping"),
-            };
-            ctx.count_busy(code == resp::SYSTEM_BUSY);
-            Handled::Now((!h.is_oneway()).then(|| error(h.opaque, code, remark)))
+fn get_kv(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    let (namespace, key) = (h.ext("namespace"), h.ext("key"));
+    let published = ctx.published.load();
+    let found = namespace
+        .zip(key)
+        .and_then(|(n, k)| published.routes.kv.get(n, k));
+    match found {
+        Some(value) => {
+            let ext = [("value", value)];
+            frame::response(resp::SUCCESS, h.opaque, None, Some(&ext), b"")
+        }
+        None => {
+            let remark = format!(
+                "No config item, Namespace: {} Key: {}",
+                namespace.unwrap_or("null"),
+                key.unwrap_or("null")
+            );
+            let code = resp::QUERY_NOT_FOUND;
+            frame::response(code, h.opaque, Some(&remark), Some(&[]), b"")
         }
     }
 }
 
+fn kv_list(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    let namespace = h.ext("namespace");
+    let published = ctx.published.load();
+    match namespace.and_then(|n| published.routes.kv.table_json(n)) {
+        Some(body) => success(h, &body),
+        None => {
+            let remark = format!("No config item, Namespace: {}", namespace.unwrap_or("null"));
+            error(h.opaque, resp::QUERY_NOT_FOUND, &remark)
+        }
+    }
+}
+
+// ----- mutations -----
+
+/// Hands a request to the writer; its typed reply becomes the frame
+/// `finish` makes of it. A full queue is SYSTEM_BUSY (DECISIONS 7).
+fn to_writer<T: 'static>(
+    ctx: &ShardCtx,
+    h: &Header,
+    make: impl FnOnce(Reply<T>) -> Request,
+    finish: fn(T, i32) -> Vec<u8>,
+) -> Handled {
+    let (tx, rx) = match h.is_oneway() {
+        true => (None, None),
+        false => {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        }
+    };
+    if let Err(e) = ctx.requests.try_send(make(tx)) {
+        let (code, remark) = match e {
+            TrySendError::Full(_) => (resp::SYSTEM_BUSY, codes::REMARK_OVERLOAD),
+            TrySendError::Disconnected(_) => (resp::SYSTEM_ERROR, "name server stopping"),
+        };
+        ctx.count_busy(code == resp::SYSTEM_BUSY);
+        return Handled::Now(error(h.opaque, code, remark));
+    }
+    let Some(rx) = rx else {
+        return Handled::Nothing;
+    };
+    let opaque = h.opaque;
+    Handled::Later(Box::pin(async move {
+        let answer = rx.await.ok()?;
+        Some(finish(answer, opaque))
+    }))
+}
+
 fn register(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
     let h = &frame.header;
-    let oneway = h.is_oneway();
     let fail = |code: i32, remark: &str, ext: Option<&[(&str, &str)]>| {
-        Handled::Now((!oneway).then(|| frame::response(code, h.opaque, Some(remark), ext, b"")))
+        Handled::Now(frame::response(code, h.opaque, Some(remark), ext, b""))
     };
     // Java's order: CRC, body, then the unboxing of a missing brokerId.
     let body = frame.body.as_deref();
@@ -297,11 +260,8 @@ fn register(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
         }
     }
     if h.version < 0 {
-        return fail(
-            resp::SYSTEM_ERROR,
-            "java.lang.ArrayIndexOutOfBoundsException",
-            None,
-        );
+        let remark = "java.lang.ArrayIndexOutOfBoundsException";
+        return fail(resp::SYSTEM_ERROR, remark, None);
     }
     let compressed = h.ext_bool("compressed").unwrap_or(false);
     let body = match body::decode_register(body, h.version, compressed) {
@@ -314,16 +274,12 @@ fn register(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
         }
     };
     let Some(id) = h.ext_i64("brokerId") else {
-        return fail(resp::SYSTEM_ERROR, &npe("brokerId"), None);
+        return fail(resp::SYSTEM_ERROR, &null_field_remark("brokerId"), None);
     };
-    let (Some(cluster), Some(addr), Some(name)) = (
-        h.ext("clusterName"),
-        h.ext("brokerAddr"),
-        h.ext("brokerName"),
-    ) else {
+    let Some([cluster, addr, name]) = h.ext_all(BROKER_KEYS) else {
         // Java registers nothing coherent and still answers SUCCESS.
-        let body = ctx.snapshot.load().order_conf_body();
-        return Handled::Now((!oneway).then(|| register_reply(None, h.opaque, body.as_deref())));
+        let order_conf = ctx.published.load().order_conf_body();
+        return Handled::Now(register_reply(None, h.opaque, order_conf.as_deref()));
     };
     let reg = Registration {
         cluster: cluster.to_string(),
@@ -339,37 +295,28 @@ fn register(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
     };
     ctx.track_broker(conn);
     let stamp_ms = ctx.clock.now_ms();
-    to_writer(
-        ctx,
-        h,
-        |reply| Request::Register {
-            reg,
-            stamp_ms,
-            reply,
-        },
-        finish_register,
-    )
+    let make = |reply| Request::Register {
+        reg,
+        stamp_ms,
+        reply,
+    };
+    to_writer(ctx, h, make, finish_register)
 }
 
-fn finish_register(outcome: Outcome, opaque: i32) -> Vec<u8> {
-    match outcome {
-        Outcome::Register(RegisterOutcome::Registered { master }, body) => {
-            register_reply(master.as_ref(), opaque, body.as_deref())
+fn finish_register(answer: Registered, opaque: i32) -> Vec<u8> {
+    let order_conf = answer.order_conf.as_deref();
+    match answer.outcome {
+        RegisterOutcome::Registered { master } => {
+            register_reply(master.as_ref(), opaque, order_conf)
         }
-        Outcome::Register(RegisterOutcome::Superseded, body) => {
-            register_reply(None, opaque, body.as_deref())
+        RegisterOutcome::Superseded => register_reply(None, opaque, order_conf),
+        RegisterOutcome::Refused => {
+            let remark = Some(codes::REMARK_REGISTER_FAILED);
+            frame::response(resp::SYSTEM_ERROR, opaque, remark, Some(&[]), b"")
         }
-        Outcome::Register(RegisterOutcome::Refused, _) => frame::response(
-            resp::SYSTEM_ERROR,
-            opaque,
-            Some(codes::REMARK_REGISTER_FAILED),
-            Some(&[]),
-            b"",
-        ),
-        Outcome::Register(RegisterOutcome::LimitReached(why), _) => {
+        RegisterOutcome::LimitReached(why) => {
             frame::response(resp::SYSTEM_ERROR, opaque, Some(&why), Some(&[]), b"")
         }
-        other => unreachable!("register answered with {other:?}"),
     }
 }
 
@@ -387,24 +334,14 @@ fn register_reply(
         }
         ext.push(("masterAddr", master_addr));
     }
-    frame::response(
-        resp::SUCCESS,
-        opaque,
-        None,
-        Some(&ext),
-        body.unwrap_or_default(),
-    )
+    let body = body.unwrap_or_default();
+    frame::response(resp::SUCCESS, opaque, None, Some(&ext), body)
 }
 
 fn unregister(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let ok = frame::response(resp::SUCCESS, h.opaque, None, None, b"");
-    let (Some(cluster), Some(addr), Some(name)) = (
-        h.ext("clusterName"),
-        h.ext("brokerAddr"),
-        h.ext("brokerName"),
-    ) else {
+    let Some([cluster, addr, name]) = h.ext_all(BROKER_KEYS) else {
         // Java queues it and its batch step skips it.
-        return ok;
+        return ok_empty(h.opaque);
     };
     let unreg = Unregistration {
         cluster: cluster.to_string(),
@@ -412,63 +349,73 @@ fn unregister(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
         name: name.to_string(),
         id: h.ext_i64("brokerId").unwrap_or(0),
     };
-    let stamp_ms = ctx.clock.now_ms();
-    if !ctx.send_unregister(Control::Unregister { unreg, stamp_ms }) {
+    if !ctx.send_unregister(unreg) {
         // Java's answer when its unregistration queue is full: no remark.
         return frame::response(resp::SYSTEM_ERROR, h.opaque, None, None, b"");
     }
-    ok
+    ok_empty(h.opaque)
 }
 
 fn query_data_version(ctx: &ShardCtx, frame: &Frame) -> Handled {
     let h = &frame.header;
-    let (Some(cluster), Some(addr)) = (h.ext("clusterName"), h.ext("brokerAddr")) else {
-        let remark = npe("clusterName or brokerAddr");
-        return Handled::Now(
-            (!h.is_oneway()).then(|| error(h.opaque, resp::SYSTEM_ERROR, &remark)),
-        );
+    let Some([cluster, addr]) = h.ext_all(LIVE_KEYS) else {
+        let remark = null_field_remark("clusterName or brokerAddr");
+        return Handled::Now(error(h.opaque, resp::SYSTEM_ERROR, &remark));
     };
     let given = match frame.body.as_deref().map(DataVersion::parse) {
         None => None,
         Some(Ok(v)) => Some(v),
         Some(Err(e)) => {
             let remark = format!("com.alibaba.fastjson.JSONException: {e}");
-            return Handled::Now(
-                (!h.is_oneway()).then(|| error(h.opaque, resp::SYSTEM_ERROR, &remark)),
-            );
+            return Handled::Now(error(h.opaque, resp::SYSTEM_ERROR, &remark));
         }
     };
     let (cluster, addr) = (cluster.to_string(), addr.to_string());
     let stamp_ms = ctx.clock.now_ms();
-    to_writer(
-        ctx,
-        h,
-        |reply| Request::QueryDataVersion {
-            cluster,
-            addr,
-            given,
-            stamp_ms,
-            reply,
-        },
-        finish_query_data_version,
+    let make = |reply| Request::QueryDataVersion {
+        cluster,
+        addr,
+        given,
+        stamp_ms,
+        reply,
+    };
+    to_writer(ctx, h, make, finish_query_data_version)
+}
+
+fn finish_query_data_version(answer: DataVersionAnswer, opaque: i32) -> Vec<u8> {
+    let changed = if answer.changed { "true" } else { "false" };
+    let body = answer.stored.map(|v| v.to_json()).unwrap_or_default();
+    frame::response(
+        resp::SUCCESS,
+        opaque,
+        None,
+        Some(&[("changed", changed)]),
+        &body,
     )
 }
 
-fn finish_query_data_version(outcome: Outcome, opaque: i32) -> Vec<u8> {
-    let Outcome::DataVersion { changed, stored } = outcome else {
-        unreachable!("query answered with {outcome:?}");
+fn heartbeat(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+    let Some([cluster, addr]) = h.ext_all(LIVE_KEYS) else {
+        let remark = null_field_remark("clusterName or brokerAddr");
+        return error(h.opaque, resp::SYSTEM_ERROR, &remark);
     };
-    let ext = [("changed", if changed { "true" } else { "false" })];
-    let body = stored.map(|v| v.to_json()).unwrap_or_default();
-    frame::response(resp::SUCCESS, opaque, None, Some(&ext), &body)
+    let request = Request::Heartbeat {
+        cluster: cluster.to_string(),
+        addr: addr.to_string(),
+        stamp_ms: ctx.clock.now_ms(),
+    };
+    if ctx.requests.try_send(request).is_err() {
+        ctx.count_busy(true);
+        return error(h.opaque, resp::SYSTEM_BUSY, codes::REMARK_OVERLOAD);
+    }
+    ok_empty(h.opaque)
 }
 
 fn write_perm(ctx: &ShardCtx, h: &Header, add: bool) -> Handled {
     let name = h.ext("brokerName").unwrap_or_default().to_string();
-    let finish = if add {
-        finish_add_perm
-    } else {
-        finish_wipe_perm
+    let finish = match add {
+        true => finish_add_perm,
+        false => finish_wipe_perm,
     };
     to_writer(
         ctx,
@@ -478,124 +425,23 @@ fn write_perm(ctx: &ShardCtx, h: &Header, add: bool) -> Handled {
     )
 }
 
-fn finish_wipe_perm(outcome: Outcome, opaque: i32) -> Vec<u8> {
-    finish_count("wipeTopicCount", outcome, opaque)
+fn finish_wipe_perm(count: usize, opaque: i32) -> Vec<u8> {
+    finish_count("wipeTopicCount", count, opaque)
 }
 
-fn finish_add_perm(outcome: Outcome, opaque: i32) -> Vec<u8> {
-    finish_count("addTopicCount", outcome, opaque)
+fn finish_add_perm(count: usize, opaque: i32) -> Vec<u8> {
+    finish_count("addTopicCount", count, opaque)
 }
 
-fn finish_count(key: &str, outcome: Outcome, opaque: i32) -> Vec<u8> {
-    let Outcome::Count(n) = outcome else {
-        unreachable!("permission change answered with {outcome:?}");
-    };
-    let n = n.to_string();
-    frame::response(resp::SUCCESS, opaque, None, Some(&[(key, &n)]), b"")
-}
-
-/// SUCCESS with no extFields, or the writer's reason for refusing.
-fn finish_done(outcome: Outcome, opaque: i32) -> Vec<u8> {
-    match outcome {
-        Outcome::Failed(why) => error(opaque, resp::SYSTEM_ERROR, &why),
-        Outcome::Denied => error(opaque, resp::NO_PERMISSION, codes::REMARK_BLACK_LIST),
-        _ => frame::response(resp::SUCCESS, opaque, None, None, b""),
-    }
-}
-
-// ----- KV config (§A.1-§A.3, §A.13) -----
-
-fn put_kv(ctx: &ShardCtx, h: &Header) -> Handled {
-    let (Some(namespace), Some(key)) = (h.ext("namespace"), h.ext("key")) else {
-        let e = error(h.opaque, resp::SYSTEM_ERROR, "namespace or key is null");
-        return Handled::Now((!h.is_oneway()).then_some(e));
-    };
-    let make = |reply| Request::Kv {
-        namespace: namespace.to_string(),
-        key: key.to_string(),
-        value: h.ext("value").map(str::to_string),
-        delete: false,
-        reply,
-    };
-    to_writer(ctx, h, make, finish_done)
-}
-
-fn delete_kv(ctx: &ShardCtx, h: &Header) -> Handled {
-    let (Some(namespace), Some(key)) = (h.ext("namespace"), h.ext("key")) else {
-        // Java looks up a null namespace, finds nothing, answers SUCCESS.
-        return Handled::Now((!h.is_oneway()).then(|| finish_done(Outcome::Done, h.opaque)));
-    };
-    let make = |reply| Request::Kv {
-        namespace: namespace.to_string(),
-        key: key.to_string(),
-        value: None,
-        delete: true,
-        reply,
-    };
-    to_writer(ctx, h, make, finish_done)
-}
-
-fn get_kv(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let (namespace, key) = (h.ext("namespace"), h.ext("key"));
-    let snapshot = ctx.snapshot.load();
-    let found = namespace.zip(key).and_then(|(n, k)| snapshot.kv.get(n, k));
-    match found {
-        Some(value) => frame::response(
-            resp::SUCCESS,
-            h.opaque,
-            None,
-            Some(&[("value", value)]),
-            b"",
-        ),
-        None => {
-            let remark = format!(
-                "No config item, Namespace: {} Key: {}",
-                namespace.unwrap_or("null"),
-                key.unwrap_or("null")
-            );
-            frame::response(
-                resp::QUERY_NOT_FOUND,
-                h.opaque,
-                Some(&remark),
-                Some(&[]),
-                b"",
-            )
-        }
-    }
-}
-
-fn kv_list(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let namespace = h.ext("namespace");
-    let snapshot = ctx.snapshot.load();
-    match namespace.and_then(|n| snapshot.kv.table_json(n)) {
-        Some(body) => frame::response(resp::SUCCESS, h.opaque, None, None, &body),
-        None => {
-            let remark = format!("No config item, Namespace: {}", namespace.unwrap_or("null"));
-            error(h.opaque, resp::QUERY_NOT_FOUND, &remark)
-        }
-    }
-}
-
-// ----- NameServer config (§A.19) -----
-
-fn update_config(ctx: &ShardCtx, frame: &Frame) -> Handled {
-    let h = &frame.header;
-    let Some(body) = frame.body.as_deref() else {
-        return Handled::Now((!h.is_oneway()).then(|| finish_done(Outcome::Done, h.opaque)));
-    };
-    let entries = crate::config::parse_properties(&String::from_utf8_lossy(body));
-    to_writer(
-        ctx,
-        h,
-        |reply| Request::UpdateConfig { entries, reply },
-        finish_done,
-    )
+fn finish_count(key: &str, count: usize, opaque: i32) -> Vec<u8> {
+    let count = count.to_string();
+    frame::response(resp::SUCCESS, opaque, None, Some(&[(key, &count)]), b"")
 }
 
 fn delete_topic(ctx: &ShardCtx, h: &Header) -> Handled {
     let Some(topic) = h.ext("topic").map(str::to_string) else {
         // Java swallows the exception of a missing topic: SUCCESS.
-        return Handled::Now((!h.is_oneway()).then(|| finish_done(Outcome::Done, h.opaque)));
+        return Handled::Now(ok_empty(h.opaque));
     };
     let cluster = h.ext("clusterName").map(str::to_string);
     let make = |reply| Request::DeleteTopic {
@@ -603,48 +449,25 @@ fn delete_topic(ctx: &ShardCtx, h: &Header) -> Handled {
         cluster,
         reply,
     };
-    to_writer(ctx, h, make, finish_done)
-}
-
-/// The `queueDatas` of a REGISTER_TOPIC_IN_NAMESRV body.
-#[derive(serde::Deserialize)]
-struct TopicRouteBody {
-    #[serde(default, rename = "queueDatas")]
-    queue_datas: Option<Vec<QueueDataIn>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct QueueDataIn {
-    broker_name: Option<String>,
-    #[serde(default)]
-    perm: i32,
-    #[serde(default)]
-    read_queue_nums: i32,
-    #[serde(default)]
-    topic_sys_flag: i32,
-    #[serde(default)]
-    write_queue_nums: i32,
+    to_writer(ctx, h, make, |(), opaque| ok_empty(opaque))
 }
 
 fn register_topic(ctx: &ShardCtx, frame: &Frame) -> Handled {
     let h = &frame.header;
-    let now = |bytes: Vec<u8>| Handled::Now((!h.is_oneway()).then_some(bytes));
-    let ok = || frame::response(resp::SUCCESS, h.opaque, None, None, b"");
     let (Some(topic), Some(body)) = (h.ext("topic"), frame.body.as_deref()) else {
-        return now(ok());
+        return Handled::Now(ok_empty(h.opaque));
     };
-    let parsed: Option<TopicRouteBody> =
-        match serde_json::from_slice(&json::quote_numeric_keys(body)) {
-            Ok(p) => p,
-            Err(e) => {
-                let remark = format!("com.alibaba.fastjson.JSONException: {e}");
-                return now(error(h.opaque, resp::SYSTEM_ERROR, &remark));
-            }
-        };
-    let entries: Vec<(String, QueueData)> = parsed
-        .and_then(|p| p.queue_datas)
-        .unwrap_or_default()
+    let queues = match body::decode_register_topic(body) {
+        Ok(queues) => queues,
+        Err(e) => {
+            let remark = format!("com.alibaba.fastjson.JSONException: {e}");
+            return Handled::Now(error(h.opaque, resp::SYSTEM_ERROR, &remark));
+        }
+    };
+    if queues.is_empty() {
+        return Handled::Now(ok_empty(h.opaque));
+    }
+    let entries: Vec<(String, QueueData)> = queues
         .into_iter()
         .map(|q| {
             let data = QueueData {
@@ -656,38 +479,73 @@ fn register_topic(ctx: &ShardCtx, frame: &Frame) -> Handled {
             (q.broker_name.unwrap_or_default(), data)
         })
         .collect();
-    if entries.is_empty() {
-        return now(ok());
-    }
     let topic = topic.to_string();
-    to_writer(
-        ctx,
-        h,
-        |reply| Request::RegisterTopic {
-            topic,
-            entries,
-            reply,
-        },
-        finish_done,
-    )
+    let make = |reply| Request::RegisterTopic {
+        topic,
+        entries,
+        reply,
+    };
+    to_writer(ctx, h, make, finish_failable)
 }
 
-fn heartbeat(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let (Some(cluster), Some(addr)) = (h.ext("clusterName"), h.ext("brokerAddr")) else {
-        return error(
-            h.opaque,
-            resp::SYSTEM_ERROR,
-            &npe("clusterName or brokerAddr"),
-        );
-    };
-    let request = Request::Heartbeat {
-        cluster: cluster.to_string(),
-        addr: addr.to_string(),
-        stamp_ms: ctx.clock.now_ms(),
-    };
-    if ctx.writer.try_send(request).is_err() {
-        ctx.count_busy(true);
-        return error(h.opaque, resp::SYSTEM_BUSY, codes::REMARK_OVERLOAD);
+/// SUCCESS, or SYSTEM_ERROR with the writer's reason.
+fn finish_failable(answer: Result<(), String>, opaque: i32) -> Vec<u8> {
+    match answer {
+        Ok(()) => ok_empty(opaque),
+        Err(why) => error(opaque, resp::SYSTEM_ERROR, &why),
     }
-    frame::response(resp::SUCCESS, h.opaque, None, None, b"")
+}
+
+// ----- KV config (§A.1-§A.3, §A.13) -----
+
+fn put_kv(ctx: &ShardCtx, h: &Header) -> Handled {
+    let Some([namespace, key]) = h.ext_all(["namespace", "key"]) else {
+        let remark = "namespace or key is null";
+        return Handled::Now(error(h.opaque, resp::SYSTEM_ERROR, remark));
+    };
+    let make = |reply| Request::Kv {
+        namespace: namespace.to_string(),
+        key: key.to_string(),
+        value: h.ext("value").map(str::to_string),
+        delete: false,
+        reply,
+    };
+    to_writer(ctx, h, make, finish_failable)
+}
+
+fn delete_kv(ctx: &ShardCtx, h: &Header) -> Handled {
+    let Some([namespace, key]) = h.ext_all(["namespace", "key"]) else {
+        // Java looks up a null namespace, finds nothing, answers SUCCESS.
+        return Handled::Now(ok_empty(h.opaque));
+    };
+    let make = |reply| Request::Kv {
+        namespace: namespace.to_string(),
+        key: key.to_string(),
+        value: None,
+        delete: true,
+        reply,
+    };
+    to_writer(ctx, h, make, finish_failable)
+}
+
+// ----- NameServer config (§A.19) -----
+
+fn update_config(ctx: &ShardCtx, frame: &Frame) -> Handled {
+    let h = &frame.header;
+    let Some(body) = frame.body.as_deref() else {
+        return Handled::Now(ok_empty(h.opaque));
+    };
+    let entries = crate::protocol::properties::parse(&String::from_utf8_lossy(body));
+    let make = |reply| Request::UpdateConfig { entries, reply };
+    to_writer(ctx, h, make, finish_update_config)
+}
+
+fn finish_update_config(answer: Result<(), ConfigRefused>, opaque: i32) -> Vec<u8> {
+    match answer {
+        Ok(()) => ok_empty(opaque),
+        Err(ConfigRefused::BlackListed) => {
+            error(opaque, resp::NO_PERMISSION, codes::REMARK_BLACK_LIST)
+        }
+        Err(ConfigRefused::Failed(why)) => error(opaque, resp::SYSTEM_ERROR, &why),
+    }
 }

@@ -6,20 +6,19 @@ pub mod conn;
 pub mod dispatch;
 
 use crate::clock::Clock;
+use crate::config::{RuntimeSettings, StartupSettings};
 use crate::metrics::ShardStats;
 use crate::protocol::frame::FrameError;
-use crate::route::snapshot::Snapshot;
+use crate::route::table::Unregistration;
 use crate::route::ConnId;
-use crate::server::Settings;
-use crate::writer::{Control, Request};
+use crate::writer::{Control, Published, Request};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 use futures_channel::oneshot;
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::fd::RawFd;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -31,36 +30,38 @@ use std::time::Duration;
 const IO_MEMORY_BYTES: usize = 64 * 1024;
 /// Pause after an accept error such as EMFILE before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
-/// How often a shard looks for connections the writer wants closed.
-const CLOSE_POLL: Duration = Duration::from_millis(250);
+/// How often a shard closes the connections the writer asked it to close
+/// (expired brokers) and those idle past `serverChannelMaxIdleTimeSeconds`.
+const HOUSEKEEPING_TICK: Duration = Duration::from_millis(250);
 /// After a stop, how long a shard waits for the writer to answer what is
 /// in flight before its connections close.
 const DRAIN_MAX: Duration = Duration::from_secs(2);
 
-/// What every shard shares; cloned into each executor.
+/// What every shard is given at start; cloned into each executor.
 #[derive(Clone)]
-pub struct Shared {
-    pub snapshot: Arc<ArcSwap<Snapshot>>,
+pub struct ShardInputs {
+    pub published: Arc<ArcSwap<Published>>,
     pub requests: Sender<Request>,
     pub control: Sender<Control>,
-    pub settings: Arc<Settings>,
+    pub startup: Arc<StartupSettings>,
     pub clock: Arc<dyn Clock>,
     pub started_ms: u64,
 }
 
+/// One shard's state, shared by its tasks (never across threads).
 pub struct ShardCtx {
     pub id: usize,
-    pub snapshot: Arc<ArcSwap<Snapshot>>,
-    pub writer: Sender<Request>,
+    pub published: Arc<ArcSwap<Published>>,
+    pub requests: Sender<Request>,
     control: Sender<Control>,
-    pub settings: Arc<Settings>,
+    pub startup: Arc<StartupSettings>,
     pub clock: Arc<dyn Clock>,
     started_ms: u64,
     next_conn: Cell<u64>,
     pub stats: Arc<ShardStats>,
     warned_broken: Cell<bool>,
-    /// Connections that registered a broker, so the writer can close them.
-    broker_fds: RefCell<HashMap<ConnId, RawFd>>,
+    /// Every open connection of this shard, for the housekeeping tick.
+    conns: RefCell<HashMap<ConnId, Rc<conn::Conn>>>,
 }
 
 impl ShardCtx {
@@ -70,31 +71,48 @@ impl ShardCtx {
         ((self.id as u64) << 48) | n
     }
 
-    pub fn waiting_for_service(&self, s: &Settings) -> bool {
+    pub fn waiting_for_service(&self, s: &RuntimeSettings) -> bool {
         s.need_wait_for_service
             && self.clock.now_ms() < self.started_ms + s.wait_seconds_for_service * 1000
+    }
+
+    /// A connection opened: the housekeeping tick watches it from now on.
+    fn enter(&self, conn: Rc<conn::Conn>) {
+        self.conns.borrow_mut().insert(conn.id, conn);
+    }
+
+    /// A connection closed; before its descriptor does.
+    fn leave(&self, id: ConnId) {
+        self.conns.borrow_mut().remove(&id);
     }
 
     /// This connection registered a broker: its close must reach the
     /// writer, and the writer may close it when the broker expires.
     pub fn track_broker(&self, conn: &conn::Conn) {
-        if !conn.is_broker() {
-            conn.mark_broker();
-            self.broker_fds.borrow_mut().insert(conn.id, conn.fd);
+        conn.mark_broker();
+    }
+
+    /// Shuts down the connections the writer asked to close, if they are
+    /// still open and carry a broker.
+    fn close_requested(&self, requests: &Receiver<ConnId>) {
+        for id in requests.try_iter() {
+            if let Some(conn) = self.conns.borrow().get(&id).filter(|c| c.is_broker()) {
+                conn.shut_down();
+            }
         }
     }
 
-    pub fn untrack_broker(&self, conn: ConnId) {
-        self.broker_fds.borrow_mut().remove(&conn);
-    }
-
-    /// Shuts down the connections the writer asked to close.
-    fn close_requested(&self, requests: &Receiver<ConnId>) {
-        for conn in requests.try_iter() {
-            if let Some(fd) = self.broker_fds.borrow().get(&conn) {
-                // SAFETY: the fd belongs to a live connection of this shard:
-                // entries leave the map before their connection's fds close.
-                unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+    /// Shuts down connections that read nothing for the idle timeout, on
+    /// the injected clock (Java's `serverChannelMaxIdleTimeSeconds`; a
+    /// NameServer only writes in answer to a read, so reads tell).
+    fn close_idle(&self) {
+        let Some(idle_ms) = self.published.load().settings.idle_timeout_ms else {
+            return;
+        };
+        let now_ms = self.clock.now_ms();
+        for conn in self.conns.borrow().values() {
+            if now_ms.saturating_sub(conn.last_read_ms()) >= idle_ms && conn.shut_down() {
+                self.stats.idle_closed.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -107,9 +125,13 @@ impl ShardCtx {
 
     /// UNREGISTER_BROKER goes on the never-dropped path, but may use only
     /// Java's unregistration queue share of it, so closes always fit.
-    pub fn send_unregister(&self, msg: Control) -> bool {
-        self.control.len() < self.settings.unregister_queue_capacity
-            && self.control.try_send(msg).is_ok()
+    pub fn send_unregister(&self, unreg: Unregistration) -> bool {
+        let stamp_ms = self.clock.now_ms();
+        self.control.len() < self.startup.unregister_queue_capacity
+            && self
+                .control
+                .try_send(Control::Unregister { unreg, stamp_ms })
+                .is_ok()
     }
 
     /// A broker's connection closed. The control queue is sized so this
@@ -161,7 +183,7 @@ impl ShardCtx {
 pub fn spawn(
     id: usize,
     listener: OwnedFd,
-    shared: Shared,
+    inputs: ShardInputs,
     stats: Arc<ShardStats>,
     cpu: Option<usize>,
     stop: oneshot::Receiver<()>,
@@ -174,14 +196,14 @@ pub fn spawn(
     LocalExecutorBuilder::new(placement)
         .name(&format!("rocketns-shard-{id}"))
         .io_memory(IO_MEMORY_BYTES)
-        .spawn(move || accept_loop(id, listener, shared, stats, stop, close_requests))
+        .spawn(move || accept_loop(id, listener, inputs, stats, stop, close_requests))
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 async fn accept_loop(
     id: usize,
     listener: OwnedFd,
-    shared: Shared,
+    inputs: ShardInputs,
     stats: Arc<ShardStats>,
     mut stop: oneshot::Receiver<()>,
     close_requests: Receiver<ConnId>,
@@ -190,26 +212,18 @@ async fn accept_loop(
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let ctx = Rc::new(ShardCtx {
         id,
-        snapshot: shared.snapshot,
-        writer: shared.requests,
-        control: shared.control,
-        settings: shared.settings,
-        clock: shared.clock,
-        started_ms: shared.started_ms,
+        published: inputs.published,
+        requests: inputs.requests,
+        control: inputs.control,
+        startup: inputs.startup,
+        clock: inputs.clock,
+        started_ms: inputs.started_ms,
         next_conn: Cell::new(1),
         stats,
         warned_broken: Cell::new(false),
-        broker_fds: RefCell::new(HashMap::new()),
+        conns: RefCell::new(HashMap::new()),
     });
-    let closer_ctx = ctx.clone();
-    glommio::spawn_local(async move {
-        loop {
-            glommio::timer::sleep(CLOSE_POLL).await;
-            closer_ctx.close_requested(&close_requests);
-        }
-    })
-    .detach();
-    let cap = ctx.settings.connections_max_per_shard;
+    spawn_housekeeping(ctx.clone(), close_requests);
     let mut warned_accept = false;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -217,38 +231,60 @@ async fn accept_loop(
             None
         })
         .await;
-        let stream = match accepted {
+        match accepted {
             None => break,
-            Some(Ok(stream)) => stream,
+            Some(Ok(stream)) => admit(&ctx, stream),
             Some(Err(e)) => {
                 ctx.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
                 if !std::mem::replace(&mut warned_accept, true) {
                     log::warn!("shard {id}: accept failed, backing off: {e}");
                 }
                 glommio::timer::sleep(ACCEPT_BACKOFF).await;
-                continue;
             }
-        };
-        ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        if ctx.stats.connections.load(Ordering::Relaxed) >= cap {
-            ctx.stats.refused_over_cap.fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
         }
-        ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
-        let conn_ctx = ctx.clone();
-        let conn_id = ctx.next_conn_id();
-        glommio::spawn_local(async move {
-            conn::serve(stream, conn_ctx.clone(), conn_id).await;
-            conn_ctx.stats.connections.fetch_sub(1, Ordering::Relaxed);
-        })
-        .detach();
     }
     drop(listener);
+    drain(&ctx).await;
+}
+
+/// The tick that closes what the writer asked to close, and idle
+/// connections.
+fn spawn_housekeeping(ctx: Rc<ShardCtx>, close_requests: Receiver<ConnId>) {
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(HOUSEKEEPING_TICK).await;
+            ctx.close_requested(&close_requests);
+            ctx.close_idle();
+        }
+    })
+    .detach();
+}
+
+/// Serves an accepted connection as a task of its own, or closes it at
+/// once when the shard is at its connection cap.
+fn admit(ctx: &Rc<ShardCtx>, stream: TcpStream) {
+    ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
+    if ctx.stats.connections.load(Ordering::Relaxed) >= ctx.startup.connections_max_per_shard {
+        ctx.stats.refused_over_cap.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let conn_ctx = ctx.clone();
+    let conn_id = ctx.next_conn_id();
+    glommio::spawn_local(async move {
+        conn::serve(stream, &conn_ctx, conn_id).await;
+        conn_ctx.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    })
+    .detach();
+}
+
+/// After a stop: waits (bounded) for the writer to answer what is in
+/// flight, so those answers are written before the connections close.
+async fn drain(ctx: &ShardCtx) {
     let deadline = std::time::Instant::now() + DRAIN_MAX;
     while ctx.stats.in_flight.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
-    // Let the connection writers flush what was just answered.
+    // Let the connections' flush tasks write what was just answered.
     glommio::timer::sleep(Duration::from_millis(20)).await;
 }

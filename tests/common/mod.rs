@@ -4,7 +4,8 @@
 
 use rocketns::clock::ManualClock;
 use rocketns::config::Config;
-use rocketns::protocol::body::{self, DataVersion, TopicConfig};
+use rocketns::protocol::body::{DataVersion, TopicConfig};
+use rocketns::protocol::client;
 use rocketns::protocol::frame;
 use rocketns::server::Server;
 use std::io::{Read, Write};
@@ -144,14 +145,22 @@ impl Client {
     /// Sends a JSON request with the next opaque and returns the reply.
     pub fn request(&mut self, code: i32, ext: &[(&str, &str)], body: &[u8]) -> Reply {
         self.opaque += 1;
-        let reply = self.call(&frame::request(code, self.opaque, 0, ext, body));
+        let reply = self.call(&client::request(code, self.opaque, 0, ext, body));
         Reply::parse(&reply)
     }
 
-    /// True once the server has closed this connection.
+    /// True once the server has closed this connection: end of stream or
+    /// a reset within the read timeout. A timeout is not a close.
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+        match self.stream.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
     }
 }
 
@@ -271,7 +280,7 @@ impl Broker<'_> {
         dv: &DataVersion,
         topics: &[(&str, TopicConfig)],
     ) -> Vec<u8> {
-        let body = body::encode_register_json(dv, topics, &[]);
+        let body = client::encode_register_json(dv, topics, &[]);
         self.register_frame_with(opaque, &body, &[])
     }
 
@@ -291,7 +300,7 @@ impl Broker<'_> {
             ("haServerAddr", "192.168.0.1:10912"),
         ];
         let ext: Vec<(&str, &str)> = ext.iter().chain(extra).copied().collect();
-        frame::request(103, opaque, 0, &ext, body)
+        client::request(103, opaque, 0, &ext, body)
     }
 
     pub fn register(

@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn reply_decodes_with_the_request_opaque() {
         for opaque in [1, 42, -7, i32::MAX] {
-            let req = frame::request(105, opaque, 0, &[("topic", "T")], b"");
+            let req = rocketns::protocol::client::request(105, opaque, 0, &[("topic", "T")], b"");
             assert_eq!(opaque_of(&req), Some(opaque));
             let mut out = Vec::new();
             push_reply(&mut out, opaque);

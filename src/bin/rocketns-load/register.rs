@@ -10,9 +10,10 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use glommio::timer::sleep;
 use glommio::{spawn_local, Task};
-use rocketns::protocol::body::{encode_register_json, DataVersion, TopicConfig};
+use rocketns::protocol::body::{DataVersion, TopicConfig};
+use rocketns::protocol::client;
+use rocketns::protocol::client::encode_register_json;
 use rocketns::protocol::codes::{request as req, response as resp};
-use rocketns::protocol::frame;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -133,7 +134,7 @@ impl Broker {
         let ha = format!("127.0.0.1:{}", 30000 + self.b);
         let name = format!("bench-broker-{}", self.b);
         self.opaque = self.opaque.wrapping_add(1).max(1);
-        frame::request(
+        client::request(
             req::REGISTER_BROKER,
             self.opaque,
             0,

@@ -4,6 +4,7 @@
 use bytes::BytesMut;
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
+use rocketns::protocol::client;
 use rocketns::protocol::codes::{request as req, response as resp};
 use rocketns::protocol::frame::{self, Frame, FRAME_SIZE_MAX};
 use rocketns::protocol::json;
@@ -103,7 +104,7 @@ impl Mix {
 
 /// Appends a GET_ROUTEINFO_BY_TOPIC request (JSON header, version 479).
 pub fn lookup_request(out: &mut Vec<u8>, opaque: i32, topic: &str) {
-    out.extend_from_slice(&frame::request(
+    out.extend_from_slice(&client::request(
         req::GET_ROUTEINFO_BY_TOPIC,
         opaque,
         0,

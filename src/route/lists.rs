@@ -1,0 +1,134 @@
+//! Answers computed from a snapshot rather than stored in it: the topic
+//! lists (206, 304, 311-314), the zone filter of GET_ROUTEINFO_BY_TOPIC
+//! (`namesrv-commands.md` §A.6 step 6) and GET_BROKER_MEMBER_GROUP.
+
+use super::encode::{self, TopicRoute};
+use super::snapshot::Snapshot;
+use super::table::BrokerGroup;
+use crate::protocol::json::{self, Dialect};
+
+/// topicSysFlag bits (`namesrv-commands.md` §B.2).
+const FLAG_UNIT: i32 = 1;
+const FLAG_UNIT_SUB: i32 = 2;
+
+/// Which topics a unit-topic list (312, 313, 314) selects by topicSysFlag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitSelect {
+    Unit,
+    HasUnitSub,
+    HasUnitSubNotUnit,
+}
+
+impl UnitSelect {
+    fn selects(self, flag: i32) -> bool {
+        let (unit, sub) = (flag & FLAG_UNIT != 0, flag & FLAG_UNIT_SUB != 0);
+        match self {
+            UnitSelect::Unit => unit,
+            UnitSelect::HasUnitSub => sub,
+            UnitSelect::HasUnitSubNotUnit => sub && !unit,
+        }
+    }
+}
+
+fn sorted_list(mut names: Vec<&str>, broker_addr: Option<&str>) -> Vec<u8> {
+    names.sort_unstable();
+    encode::topic_list_json(names.into_iter(), broker_addr)
+}
+
+/// GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206).
+pub fn all_topics(s: &Snapshot) -> Vec<u8> {
+    encode::topic_list_json(s.topics.names(), None)
+}
+
+/// GET_TOPICS_BY_CLUSTER (304): topics with queues on a group of `cluster`.
+pub fn topics_by_cluster(s: &Snapshot, cluster: Option<&str>) -> Vec<u8> {
+    let members = cluster.and_then(|c| s.brokers.clusters.get(c));
+    let names = match members {
+        None => Vec::new(),
+        Some(members) => s
+            .topics
+            .entries()
+            .filter(|(_, e)| e.brokers.iter().any(|b| members.contains(&**b)))
+            .map(|(name, _)| name)
+            .collect(),
+    };
+    sorted_list(names, None)
+}
+
+/// GET_SYSTEM_TOPIC_LIST_FROM_NS (311): cluster and broker names double as
+/// system topics (§A.15), with the address of some broker.
+pub fn system_topics(s: &Snapshot) -> Vec<u8> {
+    let view = &s.brokers;
+    let mut names: Vec<&str> = Vec::new();
+    for (cluster, members) in &view.clusters {
+        names.push(cluster);
+        names.extend(members.iter().map(String::as_str));
+    }
+    names.sort_unstable();
+    names.dedup();
+    let addr = view.groups.values().find_map(|g| g.addrs.values().next());
+    encode::topic_list_json(names.into_iter(), addr.map(String::as_str))
+}
+
+/// GET_UNIT_TOPIC_LIST and its two siblings.
+pub fn unit_topics(s: &Snapshot, select: UnitSelect) -> Vec<u8> {
+    let names = s
+        .topics
+        .entries()
+        .filter(|(_, e)| select.selects(e.sys_flag))
+        .map(|(name, _)| name)
+        .collect();
+    sorted_list(names, None)
+}
+
+/// Java's zone hook (§A.6 step 6): decode the route, keep groups without a
+/// master or in `zone`, re-encode in legacy form. `None` if the stored body
+/// does not decode (it always should).
+pub fn zone_filtered(legacy: &[u8], zone: &str) -> Option<Vec<u8>> {
+    let text = json::quote_numeric_keys(legacy);
+    let mut route: TopicRoute = serde_json::from_slice(&text).ok()?;
+    let (kept, removed): (Vec<_>, Vec<_>) = route.broker_datas.into_iter().partition(|b| {
+        !b.broker_addrs.contains_key(&0)
+            || b.zone_name
+                .as_deref()
+                .is_some_and(|z| z.eq_ignore_ascii_case(zone))
+    });
+    route.broker_datas = kept;
+    for b in &removed {
+        route.queue_datas.retain(|q| q.broker_name != b.broker_name);
+        for addr in b.broker_addrs.values() {
+            route.filter_server_table.remove(addr);
+        }
+    }
+    Some(encode::route_json(&route, Dialect::Legacy))
+}
+
+/// GET_BROKER_MEMBER_GROUP's body (§A.22), in the legacy encoding: the
+/// group's addresses by id, and the names the request gave.
+pub fn member_group(
+    group: Option<&BrokerGroup>,
+    name: Option<&str>,
+    cluster: Option<&str>,
+) -> Vec<u8> {
+    let d = Dialect::Legacy;
+    let mut body = Vec::with_capacity(128);
+    body.extend_from_slice(b"{\"brokerMemberGroup\":{\"brokerAddrs\":{");
+    for (i, (id, addr)) in group.into_iter().flat_map(|g| &g.addrs).enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        json::write_num_key(&mut body, *id, d);
+        json::write_str(&mut body, addr, d);
+    }
+    body.push(b'}');
+    if let Some(name) = name {
+        body.extend_from_slice(b",\"brokerName\":");
+        json::write_str(&mut body, name, d);
+    }
+    if let Some(cluster) = cluster {
+        body.extend_from_slice(b",\"cluster\":");
+        json::write_str(&mut body, cluster, d);
+    }
+    body.extend_from_slice(b"}}");
+    body
+}
