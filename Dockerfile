@@ -41,8 +41,10 @@ VOLUME ["/data"]
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
     CMD ["/usr/local/bin/rocketns", "--healthcheck", "127.0.0.1:8080"]
 # State lives on /data, so the root filesystem can be read-only. A mounted
-# /etc/rocketns/namesrv.properties replaces the config; args after the
-# image name are flags that override it (the last of a repeated flag wins).
+# /etc/rocketns/namesrv.properties replaces the config; UPDATE_NAMESRV_CONFIG
+# changes persist to /data/namesrv.properties, which is read after it at the
+# next start (configStoreReadAtStart); args after the image name are flags
+# that override both (the last of a repeated flag wins).
 ENTRYPOINT ["/usr/local/bin/rocketns", "-c", "/etc/rocketns/namesrv.properties", \
     "--rocketmqHome", "/data", "--kvConfigPath", "/data/kvConfig.json", \
-    "--configStorePath", "/data/namesrv.properties"]
+    "--configStorePath", "/data/namesrv.properties", "--configStoreReadAtStart", "true"]

@@ -457,7 +457,12 @@ impl Config {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         for k in KEYS.iter().filter(|k| k.group != NettyClient) {
-            all.insert(k.name, self.str(k.name));
+            // Java leaves out a null field; a key whose default is unset
+            // and whose value is empty is that null (DECISIONS 3).
+            let value = self.str(k.name);
+            if !(value.is_empty() && k.default.is_empty()) {
+                all.insert(k.name, value);
+            }
         }
         all.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }

@@ -51,16 +51,17 @@ fn send(target: &str, n: &MinIdNotice, opaque: i32) -> std::io::Result<()> {
         .next()
         .ok_or_else(|| std::io::Error::other("address resolves to nothing"))?;
     let min_id = n.min_broker_id.to_string();
-    let mut ext = vec![
-        ("minBrokerId", min_id.as_str()),
-        ("minBrokerAddr", n.min_broker_addr.as_str()),
-    ];
-    if let Some(offline) = &n.offline_broker_addr {
-        ext.push(("offlineBrokerAddr", offline));
-    }
+    // Java's HashMap order for these four keys: each has a bucket of its
+    // own in a 16-slot table (4, 8, 12, 14), so the order is fixed.
+    let mut ext = Vec::with_capacity(4);
     if let Some(ha) = &n.ha_broker_addr {
-        ext.push(("haBrokerAddr", ha));
+        ext.push(("haBrokerAddr", ha.as_str()));
     }
+    if let Some(offline) = &n.offline_broker_addr {
+        ext.push(("offlineBrokerAddr", offline.as_str()));
+    }
+    ext.push(("minBrokerAddr", n.min_broker_addr.as_str()));
+    ext.push(("minBrokerId", min_id.as_str()));
     let bytes = client::request(NOTIFY_MIN_BROKER_ID_CHANGE, opaque, FLAG_ONEWAY, &ext, b"");
     let mut stream = TcpStream::connect_timeout(&addr, SEND_TIMEOUT)?;
     stream.set_write_timeout(Some(SEND_TIMEOUT))?;

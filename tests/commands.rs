@@ -346,6 +346,8 @@ fn namesrv_config_get_update_and_black_list() {
     let text = |c: &mut Client| Reply::parse(&kv(c, 319, &[])).body_text().to_string();
     let before = text(&mut c);
     assert!(before.contains("\nenableAllTopicList=true\n"), "{before}");
+    // Java leaves out a null field: unset keys are absent, not `key=`.
+    assert!(!before.contains("\nnsaddrList="), "{before}");
     let mut keys: Vec<&str> = before
         .lines()
         .map(|l| l.split('=').next().unwrap())
@@ -439,4 +441,87 @@ fn admin_requests_from_sources_outside_admin_allowed_sources_are_refused() {
     let lock = "adminAllowedSources=0.0.0.0/0";
     let got = c.call(&client::request(318, 1, 0, &[], lock.as_bytes()));
     assert_bytes(&got, &golden_frame("config_black_list.txt"));
+}
+
+/// topicsMax and brokerGroupsMax changed over the wire (318) apply to the
+/// next registration; what the table holds stays.
+#[test]
+fn table_limits_change_at_runtime() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    let dv = version(1);
+    let r = BROKER_A.register(&mut c, &dv, &[topic("T1", 4, 6), topic("T2", 4, 6)]);
+    assert_eq!(r.code(), 0);
+    let update = client::request(318, 1, 0, &[], b"topicsMax=3\nbrokerGroupsMax=1\n");
+    assert_bytes(&c.call(&update), &golden_frame("success_plain.txt"));
+    let b = Broker {
+        name: "broker-b",
+        addr: "192.168.0.2:10911",
+        ..BROKER_A
+    };
+    let r = b.register(&mut c, &dv, &[topic("T3", 4, 6), topic("T4", 4, 6)]);
+    assert_eq!(r.code(), 1);
+    assert_eq!(
+        r.header["remark"], "broker group limit reached: brokerGroupsMax=1",
+        "{}",
+        r.header_text
+    );
+    let topics = [
+        topic("T1", 4, 6),
+        topic("T2", 4, 6),
+        topic("T3", 4, 6),
+        topic("T4", 4, 6),
+    ];
+    let r = BROKER_A.register(&mut c, &version(2), &topics);
+    assert_eq!(r.header["remark"], "topic limit reached: topicsMax=3");
+    assert_eq!(route(&mut c, "T1").code(), 0, "what the table holds stays");
+    assert_eq!(route(&mut c, "T3").code(), 17);
+}
+
+/// Starts the binary with the image's way of keeping 318 changes: the -c
+/// file, a separate store, and `extra`.
+fn spawn_with_store(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, Client) {
+    let conf = dir.join("conf.properties");
+    let store = dir.join("store.properties");
+    let (c, s) = (conf.to_str().unwrap(), store.to_str().unwrap());
+    let mut args = vec!["-c", c, "--configStorePath", s];
+    args.extend_from_slice(extra);
+    let (child, addr) = spawn_binary(dir, &args);
+    (child, Client::connect(addr))
+}
+
+fn stop(mut child: std::process::Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+/// The shipped image and StatefulSet persist 318 changes to a file of
+/// their own and read it at the next start (configStoreReadAtStart), so an
+/// operator's change survives a restart; flags still win. Without the key,
+/// as in Java, the store is written but not read.
+#[test]
+fn an_update_survives_a_restart_when_the_store_is_read_at_start() {
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("conf.properties"), "enableTopicList=true\n").unwrap();
+    let read = ["--configStoreReadAtStart", "true", "--topicsMax", "9"];
+    let (child, mut c) = spawn_with_store(&dir.0, &read);
+    let update = b"enableTopicList=false\ntopicsMax=3\n";
+    let r = Reply::parse(&c.call(&client::request(318, 1, 0, &[], update)));
+    assert_eq!(r.code(), 0);
+    let by_cluster = client::request(224, 1, 0, &[("cluster", "DefaultCluster")], b"");
+    assert_bytes(&c.call(&by_cluster), &golden_frame("disable.txt"));
+    stop(child);
+    let (child, mut c) = spawn_with_store(&dir.0, &read);
+    assert_bytes(&c.call(&by_cluster), &golden_frame("disable.txt"));
+    let config = Reply::parse(&c.call(&client::request(319, 3, 0, &[], b"")));
+    assert!(
+        config.body_text().contains("\ntopicsMax=9\n"),
+        "the flag wins"
+    );
+    stop(child);
+    let (child, mut c) = spawn_with_store(&dir.0, &[]);
+    let r = Reply::parse(&c.call(&by_cluster));
+    assert_eq!(r.code(), 0, "store not read without configStoreReadAtStart");
+    stop(child);
 }
