@@ -133,166 +133,167 @@ pub struct Gauges {
     pub topics: usize,
 }
 
-/// A named counter of every shard, for the flat families of a scrape.
+/// A counter every shard keeps, summed into one unlabelled family.
 type ShardCounter = (&'static str, &'static str, fn(&ShardStats) -> &AtomicU64);
+
+const SHARD_COUNTERS: [ShardCounter; 6] = [
+    (
+        "rocketns_connections_accepted_total",
+        "Connections accepted.",
+        |s| &s.accepted,
+    ),
+    (
+        "rocketns_connections_refused_total",
+        "Connections closed at once: shard at its cap.",
+        |s| &s.refused_over_cap,
+    ),
+    (
+        "rocketns_accept_errors_total",
+        "Failed accepts (e.g. EMFILE), each followed by a back-off.",
+        |s| &s.accept_errors,
+    ),
+    (
+        "rocketns_idle_closed_total",
+        "Connections closed after serverChannelMaxIdleTimeSeconds.",
+        |s| &s.idle_closed,
+    ),
+    (
+        "rocketns_system_busy_total",
+        "Requests refused with SYSTEM_BUSY: writer queue full.",
+        |s| &s.busy,
+    ),
+    (
+        "rocketns_admin_refused_total",
+        "Admin requests refused: source not in adminAllowedSources.",
+        |s| &s.admin_refused,
+    ),
+];
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
 
 fn sum(shards: &[&ShardStats], f: impl Fn(&ShardStats) -> u64) -> u64 {
     shards.iter().map(|s| f(s)).sum()
 }
 
+/// A scrape being written.
+struct Scrape(String);
+
+impl Scrape {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// A family of one sample.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        let _ = writeln!(self.0, "{name} {value}");
+    }
+
+    /// A family with one sample per value of `label`.
+    fn labelled(
+        &mut self,
+        (name, kind, help): (&str, &str, &str),
+        label: &str,
+        samples: impl Iterator<Item = (String, u64)>,
+    ) {
+        self.family(name, kind, help);
+        for (value, n) in samples {
+            let _ = writeln!(self.0, "{name}{{{label}=\"{value}\"}} {n}");
+        }
+    }
+
+    /// The lookup latency histogram, summed over shards.
+    fn lookup_latency(&mut self, shards: &[&ShardStats]) {
+        let name = "rocketns_lookup_latency_seconds";
+        let help = "GET_ROUTEINFO_BY_TOPIC time from decoded request to queued reply.";
+        self.family(name, "histogram", help);
+        let mut cumulative = 0;
+        let bounds = LATENCY_BUCKETS_US
+            .iter()
+            .map(|&b| (b as f64 / 1e6).to_string());
+        for (i, le) in bounds.chain(["+Inf".to_string()]).enumerate() {
+            cumulative += sum(shards, |s| load(&s.lookup_buckets[i]));
+            let _ = writeln!(self.0, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let seconds = sum(shards, |s| load(&s.lookup_ns_sum)) as f64 / 1e9;
+        let _ = writeln!(self.0, "{name}_sum {seconds}");
+        let _ = writeln!(self.0, "{name}_count {cumulative}");
+    }
+}
+
+/// Per request code (and `other`), a counter every shard keeps.
+fn by_code<'a>(
+    shards: &'a [&ShardStats],
+    field: fn(&ShardStats) -> &[AtomicU64],
+) -> impl Iterator<Item = (String, u64)> + 'a {
+    let codes = CODES.iter().map(|c| c.to_string());
+    codes
+        .chain(["other".to_string()])
+        .enumerate()
+        .map(move |(i, code)| (code, sum(shards, |s| load(&field(s)[i]))))
+}
+
 /// Prometheus text format (version 0.0.4).
 pub fn render(shards: &[&ShardStats], writer: &WriterStats, g: &Gauges) -> String {
-    let mut out = String::with_capacity(4096);
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    family(
-        &mut out,
-        "rocketns_requests_total",
-        "counter",
-        "Requests answered, by request code.",
+    let mut s = Scrape(String::with_capacity(4096));
+    let requests = "Requests answered, by request code.";
+    s.labelled(
+        ("rocketns_requests_total", "counter", requests),
+        "code",
+        by_code(shards, |s| &s.requests),
     );
-    for (i, code) in CODES
-        .iter()
-        .map(|c| c.to_string())
-        .chain(["other".to_string()])
-        .enumerate()
-    {
-        let n = sum(shards, |s| load(&s.requests[i]));
-        let _ = writeln!(out, "rocketns_requests_total{{code=\"{code}\"}} {n}");
-    }
-    family(
-        &mut out,
-        "rocketns_request_errors_total",
-        "counter",
-        "Replies with a code other than SUCCESS, by request code.",
+    let errors = "Replies with a code other than SUCCESS, by request code.";
+    s.labelled(
+        ("rocketns_request_errors_total", "counter", errors),
+        "code",
+        by_code(shards, |s| &s.errors),
     );
-    for (i, code) in CODES
-        .iter()
-        .map(|c| c.to_string())
-        .chain(["other".to_string()])
-        .enumerate()
-    {
-        let n = sum(shards, |s| load(&s.errors[i]));
-        let _ = writeln!(out, "rocketns_request_errors_total{{code=\"{code}\"}} {n}");
-    }
-    family(
-        &mut out,
-        "rocketns_broken_frames_total",
-        "counter",
-        "Connections closed for a broken frame, by reason.",
+    let broken = "Connections closed for a broken frame, by reason.";
+    let reasons = BROKEN_REASONS.iter().enumerate();
+    s.labelled(
+        ("rocketns_broken_frames_total", "counter", broken),
+        "reason",
+        reasons.map(|(i, r)| (r.to_string(), sum(shards, |s| load(&s.broken[i])))),
     );
-    for (i, reason) in BROKEN_REASONS.iter().enumerate() {
-        let n = sum(shards, |s| load(&s.broken[i]));
-        let _ = writeln!(
-            out,
-            "rocketns_broken_frames_total{{reason=\"{reason}\"}} {n}"
-        );
-    }
-    family(
-        &mut out,
-        "rocketns_connections",
-        "gauge",
-        "Open connections, by shard.",
+    let open = shards.iter().enumerate();
+    s.labelled(
+        (
+            "rocketns_connections",
+            "gauge",
+            "Open connections, by shard.",
+        ),
+        "shard",
+        open.map(|(i, s)| (i.to_string(), s.connections.load(Ordering::Relaxed) as u64)),
     );
-    for (i, s) in shards.iter().enumerate() {
-        let n = s.connections.load(Ordering::Relaxed);
-        let _ = writeln!(out, "rocketns_connections{{shard=\"{i}\"}} {n}");
+    for (name, help, field) in SHARD_COUNTERS {
+        s.single(name, "counter", help, sum(shards, |s| load(field(s))));
     }
-    let counters: [ShardCounter; 6] = [
-        (
-            "rocketns_connections_accepted_total",
-            "Connections accepted.",
-            |s| &s.accepted,
-        ),
-        (
-            "rocketns_connections_refused_total",
-            "Connections closed at once: shard at its cap.",
-            |s| &s.refused_over_cap,
-        ),
-        (
-            "rocketns_accept_errors_total",
-            "Failed accepts (e.g. EMFILE), each followed by a back-off.",
-            |s| &s.accept_errors,
-        ),
-        (
-            "rocketns_idle_closed_total",
-            "Connections closed after serverChannelMaxIdleTimeSeconds.",
-            |s| &s.idle_closed,
-        ),
-        (
-            "rocketns_system_busy_total",
-            "Requests refused with SYSTEM_BUSY: writer queue full.",
-            |s| &s.busy,
-        ),
-        (
-            "rocketns_admin_refused_total",
-            "Admin requests refused: source not in adminAllowedSources.",
-            |s| &s.admin_refused,
-        ),
-    ];
-    for (name, help, field) in counters {
-        family(&mut out, name, "counter", help);
-        let _ = writeln!(out, "{name} {}", sum(shards, |s| load(field(s))));
-    }
-    family(
-        &mut out,
-        "rocketns_lookup_latency_seconds",
-        "histogram",
-        "GET_ROUTEINFO_BY_TOPIC time from decoded request to queued reply.",
-    );
-    let mut cumulative = 0;
-    for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
-        cumulative += sum(shards, |s| load(&s.lookup_buckets[i]));
-        let le = *bound as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "rocketns_lookup_latency_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
-    }
-    cumulative += sum(shards, |s| {
-        load(&s.lookup_buckets[LATENCY_BUCKETS_US.len()])
-    });
-    let _ = writeln!(
-        out,
-        "rocketns_lookup_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-    );
-    let seconds = sum(shards, |s| load(&s.lookup_ns_sum)) as f64 / 1e9;
-    let _ = writeln!(out, "rocketns_lookup_latency_seconds_sum {seconds}");
-    let _ = writeln!(out, "rocketns_lookup_latency_seconds_count {cumulative}");
-    let writer_counters: [(&str, &str, u64); 3] = [
+    s.lookup_latency(shards);
+    let writer_counters = [
         (
             "rocketns_writer_batches_total",
             "Batches the writer applied.",
-            load(&writer.batches),
+            &writer.batches,
         ),
         (
             "rocketns_writer_messages_total",
             "Messages the writer applied (messages / batches = mean batch size).",
-            load(&writer.messages),
+            &writer.messages,
         ),
         (
             "rocketns_snapshot_publications_total",
             "Snapshots published.",
-            load(&writer.publications),
+            &writer.publications,
         ),
     ];
     for (name, help, n) in writer_counters {
-        family(&mut out, name, "counter", help);
-        let _ = writeln!(out, "{name} {n}");
+        s.single(name, "counter", help, load(n));
     }
-    family(
-        &mut out,
-        "rocketns_snapshot_age_seconds",
-        "gauge",
-        "Time since the snapshot was published.",
-    );
-    let _ = writeln!(
-        out,
-        "rocketns_snapshot_age_seconds {}",
-        g.snapshot_age_ms as f64 / 1e3
-    );
+    let age = g.snapshot_age_ms as f64 / 1e3;
+    let age_help = "Time since the snapshot was published.";
+    s.single("rocketns_snapshot_age_seconds", "gauge", age_help, age);
     let gauges: [(&str, &str, u64); 5] = [
         (
             "rocketns_writer_queue_depth",
@@ -317,8 +318,7 @@ pub fn render(shards: &[&ShardStats], writer: &WriterStats, g: &Gauges) -> Strin
         ("rocketns_topics", "Topics with a route.", g.topics as u64),
     ];
     for (name, help, n) in gauges {
-        family(&mut out, name, "gauge", help);
-        let _ = writeln!(out, "{name} {n}");
+        s.single(name, "gauge", help, n);
     }
-    out
+    s.0
 }
