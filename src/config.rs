@@ -131,7 +131,7 @@ pub const KEYS: &[Key] = &[
     key("httpListenPort", Int, Rocketns, "8080", Start),
     key("shardCount", Int, Rocketns, "0", Start),
     key("pinShards", Bool, Rocketns, "false", Start),
-    key("connectionsMaxPerShard", Int, Rocketns, "20000", Start),
+    key("connectionsMaxPerShard", Int, Rocketns, "0", Start),
     key("brokerGroupsMax", Int, Rocketns, "4096", Runtime),
     key("topicsMax", Int, Rocketns, "1000000", Runtime),
     key("adminAllowedSources", Str, Rocketns, "", Start),
@@ -274,7 +274,7 @@ impl Config {
             listen_port: n("listenPort") as u16,
             shard_count: n("shardCount") as usize,
             pin_shards: self.bool("pinShards"),
-            connections_max_per_shard: n("connectionsMaxPerShard").max(1) as usize,
+            connections_max_per_shard: n("connectionsMaxPerShard") as usize,
             http_listen_port: n("httpListenPort") as u16,
             request_queue_capacity: n("defaultThreadPoolQueueCapacity").max(1) as usize,
             unregister_queue_capacity: n("unRegisterBrokerQueueCapacity").max(1) as usize,
@@ -334,6 +334,8 @@ pub struct StartupSettings {
     /// 0: one per CPU the process may use.
     pub shard_count: usize,
     pub pin_shards: bool,
+    /// 0 until `Server::start` derives it from the open-files limit
+    /// (`connection_cap`).
     pub connections_max_per_shard: usize,
     /// `/metrics`, `/healthz`, `/readyz`; 0 turns the HTTP side off.
     pub http_listen_port: u16,
@@ -348,6 +350,56 @@ pub struct StartupSettings {
     pub kv_config_path: PathBuf,
     /// Where UPDATE_NAMESRV_CONFIG persists the property set.
     pub config_store_path: PathBuf,
+}
+
+/// Descriptors kept for what is not a connection: per shard its listener
+/// dup and io_uring rings, and for the process the HTTP side (16 requests
+/// at once), the persistence and notify threads, stdio and the binary.
+pub const DESCRIPTORS_RESERVED_PER_SHARD: u64 = 8;
+pub const DESCRIPTORS_RESERVED: u64 = 64;
+/// The cap where the open-files limit cannot be read or is unlimited.
+pub const CONNECTIONS_MAX_PER_SHARD_DEFAULT: usize = 20_000;
+
+/// The connection cap per shard: `configured` when it fits the open-files
+/// limit with the reserve, derived from the limit when 0. Every accepted
+/// connection is one descriptor, so caps that fit mean accept never meets
+/// EMFILE for a connection the caps allow.
+pub fn connection_cap(
+    configured: usize,
+    shards: usize,
+    nofile: Option<u64>,
+) -> Result<usize, String> {
+    let shards_n = shards.max(1) as u64;
+    let reserved = DESCRIPTORS_RESERVED + DESCRIPTORS_RESERVED_PER_SHARD * shards_n;
+    let limit = match nofile {
+        Some(n) if n != libc::RLIM_INFINITY => n,
+        _ => {
+            return Ok(match configured {
+                0 => CONNECTIONS_MAX_PER_SHARD_DEFAULT,
+                n => n,
+            })
+        }
+    };
+    let available = limit.saturating_sub(reserved);
+    if configured == 0 {
+        let derived = available / shards_n;
+        if derived == 0 {
+            return Err(format!(
+                "the open-files limit (RLIMIT_NOFILE) is {limit}, below the {reserved} descriptors \
+                 rocketns reserves for {shards} shards; raise `ulimit -n`"
+            ));
+        }
+        return Ok(derived as usize);
+    }
+    let wanted = configured as u64 * shards_n;
+    if wanted > available {
+        return Err(format!(
+            "connectionsMaxPerShard={configured} on {shards} shards needs {wanted} descriptors plus \
+             {reserved} reserved, over the open-files limit (RLIMIT_NOFILE) of {limit}; lower \
+             connectionsMaxPerShard (0 derives it from the limit) or raise `ulimit -n`"
+        ));
+    }
+    Ok(configured)
 }
 
 /// What UPDATE_NAMESRV_CONFIG can change while running. The writer alone
@@ -554,6 +606,24 @@ mod tests {
         assert!(c
             .update_effect("serverWorkerThreads")
             .starts_with("a Java key rocketns does not use"));
+    }
+
+    #[test]
+    fn connection_caps_fit_the_open_files_limit() {
+        // This machine: 20,000 descriptors, 2 shards, 80 reserved.
+        assert_eq!(connection_cap(0, 2, Some(20_000)), Ok(9_960));
+        assert_eq!(connection_cap(9_960, 2, Some(20_000)), Ok(9_960));
+        let e = connection_cap(9_961, 2, Some(20_000)).unwrap_err();
+        assert!(
+            e.contains("connectionsMaxPerShard=9961") && e.contains("20000"),
+            "{e}"
+        );
+        assert!(connection_cap(0, 2, Some(80)).unwrap_err().contains("80"));
+        assert_eq!(
+            connection_cap(0, 4, None),
+            Ok(CONNECTIONS_MAX_PER_SHARD_DEFAULT)
+        );
+        assert_eq!(connection_cap(7, 4, Some(libc::RLIM_INFINITY)), Ok(7));
     }
 
     #[test]

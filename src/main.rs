@@ -95,7 +95,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     log_config(&config);
-    if let Err(why) = preflight_checks(&config) {
+    if let Err(why) = preflight_checks() {
         log::error!("{why}");
         eprintln!("rocketns cannot start: {why}");
         return ExitCode::from(1);
@@ -136,26 +136,11 @@ fn log_config(config: &Config) {
     }
 }
 
-/// io_uring and locked memory must work; a low open-files limit only warns.
-fn preflight_checks(config: &Config) -> Result<(), String> {
+/// io_uring and locked memory must work. (The connection caps are fitted
+/// to the open-files limit by `Server::start`.)
+fn preflight_checks() -> Result<(), String> {
     preflight::memlock()?;
-    preflight::io_uring()?;
-    let Some(nofile) = preflight::nofile() else {
-        return Ok(());
-    };
-    let shards = match config.i64("shardCount") {
-        n if n > 0 => n as u64,
-        _ => server::usable_cpus() as u64,
-    };
-    let wanted = shards * config.i64("connectionsMaxPerShard").max(1) as u64;
-    if nofile != libc::RLIM_INFINITY && nofile < wanted + 64 {
-        log::warn!(
-            "open-files limit is {nofile}, below the {wanted} connections that \
-             connectionsMaxPerShard allows ({shards} shards): accepts past it fail with EMFILE \
-             and are counted in rocketns_accept_errors_total; raise `ulimit -n`"
-        );
-    }
-    Ok(())
+    preflight::io_uring()
 }
 
 /// Starts the server, serves until SIGTERM or SIGINT, then stops it.

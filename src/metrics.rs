@@ -131,6 +131,7 @@ pub struct Gauges {
     pub snapshot_age_ms: u64,
     pub broker_groups: usize,
     pub topics: usize,
+    pub connections_max_per_shard: usize,
 }
 
 /// A counter every shard keeps, summed into one unlabelled family.
@@ -294,7 +295,7 @@ pub fn render(shards: &[&ShardStats], writer: &WriterStats, g: &Gauges) -> Strin
     let age = g.snapshot_age_ms as f64 / 1e3;
     let age_help = "Time since the snapshot was published.";
     s.single("rocketns_snapshot_age_seconds", "gauge", age_help, age);
-    let gauges: [(&str, &str, u64); 5] = [
+    let gauges: [(&str, &str, u64); 6] = [
         (
             "rocketns_writer_queue_depth",
             "Requests waiting for the writer.",
@@ -316,6 +317,11 @@ pub fn render(shards: &[&ShardStats], writer: &WriterStats, g: &Gauges) -> Strin
             g.broker_groups as u64,
         ),
         ("rocketns_topics", "Topics with a route.", g.topics as u64),
+        (
+            "rocketns_connections_max_per_shard",
+            "Connection cap of each shard (connectionsMaxPerShard, or derived from RLIMIT_NOFILE).",
+            g.connections_max_per_shard as u64,
+        ),
     ];
     for (name, help, n) in gauges {
         s.single(name, "gauge", help, n);

@@ -2,7 +2,7 @@
 //! stops them.
 
 use crate::clock::Clock;
-use crate::config::{Config, StartupSettings};
+use crate::config::{connection_cap, Config, StartupSettings};
 use crate::http;
 use crate::metrics::{self, Gauges, ShardStats, WriterStats};
 use crate::route::kv::Kv;
@@ -66,6 +66,7 @@ impl http::Status for HttpStatus {
             snapshot_age_ms: self.clock.now_ms().saturating_sub(routes.published_ms),
             broker_groups: routes.brokers.groups.len(),
             topics: routes.topics.len(),
+            connections_max_per_shard: self.startup.connections_max_per_shard,
         };
         let shards: Vec<&ShardStats> = self.shards.iter().map(|s| &**s).collect();
         metrics::render(&shards, &self.writer, &gauges)
@@ -117,17 +118,30 @@ impl Server {
     /// Binds, loads the KV file, starts the writer, the shards and the HTTP
     /// side. `config` is the property set as loaded at start.
     pub fn start(config: Config, clock: Arc<dyn Clock>) -> std::io::Result<Server> {
-        let startup = Arc::new(config.startup());
+        let mut startup = config.startup();
+        startup.shard_count = match startup.shard_count {
+            0 => usable_cpus(),
+            n => n,
+        };
+        let shard_count = startup.shard_count;
+        startup.connections_max_per_shard = connection_cap(
+            startup.connections_max_per_shard,
+            shard_count,
+            crate::preflight::nofile(),
+        )
+        .map_err(std::io::Error::other)?;
+        log::info!(
+            "{} shards, each serving at most {} connections",
+            shard_count,
+            startup.connections_max_per_shard
+        );
+        let startup = Arc::new(startup);
         let kv = load_kv(&startup.kv_config_path)?;
         let listener = bind(&startup)?;
         let local_addr = listener
             .local_addr()?
             .as_socket()
             .ok_or_else(|| std::io::Error::other("listener has no inet address"))?;
-        let shard_count = match startup.shard_count {
-            0 => usable_cpus(),
-            n => n,
-        };
         let published = Arc::new(ArcSwap::from_pointee(Published::default()));
         let (closers, close_rxs): (Vec<_>, Vec<_>) = (0..shard_count)
             .map(|_| crossbeam_channel::bounded(CLOSE_QUEUE_MAX))

@@ -317,3 +317,52 @@ fn running_out_of_file_descriptors_does_not_stop_the_listener() {
     let _ = child.wait();
     assert!(served, "listener stopped after EMFILE");
 }
+
+/// The connection caps of all shards and a reserve must fit the open-files
+/// limit: a cap that does not stops start-up naming both numbers; by
+/// default the cap is derived from the limit.
+#[test]
+fn connection_caps_must_fit_the_open_files_limit() {
+    let dir = TempDir::new();
+    let limited = |cmd: &mut std::process::Command| {
+        // SAFETY: setrlimit between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 1000,
+                    rlim_max: 1000,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+    };
+    let mut too_many = binary(&dir.0, &["--connectionsMaxPerShard", "600"]);
+    limited(&mut too_many);
+    let (code, text) = output(&mut too_many);
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("connectionsMaxPerShard=600") && text.contains("1000"),
+        "{text}"
+    );
+    let port = free_port().to_string();
+    let mut derived = binary(&dir.0, &["--httpListenPort", &port]);
+    limited(&mut derived);
+    derived.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = derived.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let booted = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .any(|l| l.is_ok_and(|l| l.contains("boot success")));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (_, metrics) = http_get(addr, "/metrics");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(booted, "no boot with a derived cap");
+    // 1000 - 64 - 2 x 8 reserved, over 2 shards.
+    assert!(
+        metrics.contains("rocketns_connections_max_per_shard 460"),
+        "{metrics}"
+    );
+}
