@@ -16,6 +16,8 @@ WORKDIR /src
 COPY . .
 # The KV volume's mount point is made here, owned by the runtime user,
 # because the runtime image has no shell to make it.
+# The server alone: no features, so the load generator's crates
+# (feature "load" in Cargo.toml) are not built.
 RUN mkdir -p /out/usr/local/bin /out/etc/rocketns /out/data \
     && if [ -n "${PREBUILT}" ]; then \
         cp "${PREBUILT}" /out/usr/local/bin/rocketns; \

@@ -39,7 +39,10 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 
-cargo build --release --bins --quiet
+# The server exactly as `cargo run --release` and `cargo install` build it
+# (no features), then the load generator, which needs the "load" feature.
+cargo build --release --bin rocketns --quiet
+cargo build --release --features load --bin rocketns-load --quiet
 bin="$PWD/target/release"
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 out="${out:-results/$(date +%Y%m%d-%H%M%S)-$commit}"

@@ -37,7 +37,9 @@ export ROCKETNS_SKIP_LOG
 mkdir -p target
 rm -f "$ROCKETNS_SKIP_LOG"
 status=0
-cargo test --all-targets "$@" || status=$?
+# --features load: the load generator and tests/load.rs, which the
+# server's own build leaves out (Cargo.toml).
+cargo test --all-targets --features load "$@" || status=$?
 if [[ -s "$ROCKETNS_SKIP_LOG" ]]; then
     echo "Tests skipped here, and why:"
     cat "$ROCKETNS_SKIP_LOG"
