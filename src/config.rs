@@ -132,6 +132,7 @@ pub const KEYS: &[Key] = &[
     key("shardCount", Int, Rocketns, "0", Start),
     key("pinShards", Bool, Rocketns, "false", Start),
     key("connectionsMaxPerShard", Int, Rocketns, "0", Start),
+    key("bufferBytesMaxPerShard", Int, Rocketns, "33554432", Start),
     key("brokerGroupsMax", Int, Rocketns, "4096", Runtime),
     key("topicsMax", Int, Rocketns, "1000000", Runtime),
     key("adminAllowedSources", Str, Rocketns, "", Start),
@@ -275,6 +276,7 @@ impl Config {
             shard_count: n("shardCount") as usize,
             pin_shards: self.bool("pinShards"),
             connections_max_per_shard: n("connectionsMaxPerShard") as usize,
+            buffer_bytes_max_per_shard: n("bufferBytesMaxPerShard").max(1) as usize,
             http_listen_port: n("httpListenPort") as u16,
             request_queue_capacity: n("defaultThreadPoolQueueCapacity").max(1) as usize,
             unregister_queue_capacity: n("unRegisterBrokerQueueCapacity").max(1) as usize,
@@ -337,6 +339,10 @@ pub struct StartupSettings {
     /// 0 until `Server::start` derives it from the open-files limit
     /// (`connection_cap`).
     pub connections_max_per_shard: usize,
+    /// Bytes a shard may hold for its connections (unsent replies, read
+    /// buffers, frames decoded off the shard) before it pauses the readers
+    /// that hold the most.
+    pub buffer_bytes_max_per_shard: usize,
     /// `/metrics`, `/healthz`, `/readyz`; 0 turns the HTTP side off.
     pub http_listen_port: u16,
     pub request_queue_capacity: usize,

@@ -63,7 +63,15 @@ pub struct ShardStats {
     pub accept_errors: AtomicU64,
     pub busy: AtomicU64,
     pub idle_closed: AtomicU64,
+    pub slow_reader_closed: AtomicU64,
     pub admin_refused: AtomicU64,
+    /// Frames decoded off the shard's thread.
+    pub offloaded: AtomicU64,
+    /// Times a reader paused because the shard was over its budget.
+    pub budget_paused: AtomicU64,
+    /// Bytes held of the shard's budget: unsent replies, read buffers,
+    /// frames being decoded off the shard.
+    pub buffer_bytes: AtomicUsize,
     /// Writer-bound requests not answered yet.
     pub in_flight: AtomicUsize,
     requests: [AtomicU64; CODE_SLOTS],
@@ -137,7 +145,7 @@ pub struct Gauges {
 /// A counter every shard keeps, summed into one unlabelled family.
 type ShardCounter = (&'static str, &'static str, fn(&ShardStats) -> &AtomicU64);
 
-const SHARD_COUNTERS: [ShardCounter; 6] = [
+const SHARD_COUNTERS: [ShardCounter; 9] = [
     (
         "rocketns_connections_accepted_total",
         "Connections accepted.",
@@ -157,6 +165,21 @@ const SHARD_COUNTERS: [ShardCounter; 6] = [
         "rocketns_idle_closed_total",
         "Connections closed after serverChannelMaxIdleTimeSeconds.",
         |s| &s.idle_closed,
+    ),
+    (
+        "rocketns_slow_reader_closed_total",
+        "Connections closed: replies unsent for serverChannelMaxIdleTimeSeconds.",
+        |s| &s.slow_reader_closed,
+    ),
+    (
+        "rocketns_offloaded_frames_total",
+        "Large frames decoded off the shard's thread.",
+        |s| &s.offloaded,
+    ),
+    (
+        "rocketns_budget_paused_total",
+        "Reader pauses: shard over bufferBytesMaxPerShard.",
+        |s| &s.budget_paused,
     ),
     (
         "rocketns_system_busy_total",
@@ -267,6 +290,14 @@ pub fn render(shards: &[&ShardStats], writer: &WriterStats, g: &Gauges) -> Strin
         ),
         "shard",
         open.map(|(i, s)| (i.to_string(), s.connections.load(Ordering::Relaxed) as u64)),
+    );
+    let held = shards.iter().enumerate();
+    let help =
+        "Bytes held of bufferBytesMaxPerShard: unsent replies, read buffers, offloaded frames.";
+    s.labelled(
+        ("rocketns_buffer_bytes", "gauge", help),
+        "shard",
+        held.map(|(i, s)| (i.to_string(), s.buffer_bytes.load(Ordering::Relaxed) as u64)),
     );
     for (name, help, field) in SHARD_COUNTERS {
         s.single(name, "counter", help, sum(shards, |s| load(field(s))));

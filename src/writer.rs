@@ -469,7 +469,10 @@ impl Writer {
             log::info!("delete KV config {namespace}/{key}");
             self.kv.delete(&namespace, &key);
         } else {
-            log::info!("put KV config {namespace}/{key} = {value:?}");
+            log::info!(
+                "put KV config {namespace}/{key} = {}",
+                loggable(value.as_deref())
+            );
             self.kv.put(&namespace, &key, value.as_deref());
         }
         self.kv_changed = true;
@@ -492,7 +495,8 @@ impl Writer {
         }
         for (key, value) in &entries {
             let effect = self.config.update_effect(key);
-            log::info!("update NameServer config {key} = {value}: {effect}");
+            let shown = loggable(Some(value));
+            log::info!("update NameServer config {key} = {shown}: {effect}");
             self.config.set_at_runtime(key, value);
         }
         let before = self.settings.clone();
@@ -602,6 +606,23 @@ impl Writer {
         }
         for notice in self.table.take_notices() {
             self.notifier.submit(notice);
+        }
+    }
+}
+
+/// A value for a log line: long values are cut, so a client cannot make
+/// the log grow by megabytes per request.
+fn loggable(value: Option<&str>) -> String {
+    const SHOWN_MAX: usize = 256;
+    match value {
+        None => "null".into(),
+        Some(v) if v.len() <= SHOWN_MAX => format!("{v:?}"),
+        Some(v) => {
+            let cut = (0..=SHOWN_MAX)
+                .rev()
+                .find(|&i| v.is_char_boundary(i))
+                .unwrap_or(0);
+            format!("{:?}... ({} bytes)", &v[..cut], v.len())
         }
     }
 }

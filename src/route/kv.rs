@@ -84,6 +84,16 @@ impl Kv {
         Some(out)
     }
 
+    /// About how many bytes `table_json` of a namespace writes (keys and
+    /// values before escaping), `None` when it does not exist.
+    pub fn namespace_bytes(&self, ns: &str) -> Option<usize> {
+        let entries = self.table.get(ns)?;
+        let sizes = entries
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len));
+        Some(sizes.sum())
+    }
+
     /// Keys of a namespace with a value.
     pub fn keys(&self, ns: &str) -> impl Iterator<Item = &String> {
         self.table

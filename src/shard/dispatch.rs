@@ -6,7 +6,7 @@
 
 use super::conn::Conn;
 use super::ShardCtx;
-use crate::protocol::body::{self, DataVersion};
+use crate::protocol::body::{self, DataVersion, RegisterBody, TopicQueueIn};
 use crate::protocol::codes::{self, request as req, response as resp};
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::header::Header;
@@ -31,6 +31,72 @@ pub enum Handled {
 
 pub type Pending = Pin<Box<dyn Future<Output = Option<Vec<u8>>>>>;
 
+/// A request with the work that grows with its size done: the body of a
+/// REGISTER_BROKER (CRC, inflate, JSON), a 217 or a 318 decoded. Pure and
+/// `Send`, so a shard runs it off its thread for a large frame.
+pub struct Prepared {
+    frame: Frame,
+    body: PreparedBody,
+}
+
+enum PreparedBody {
+    None,
+    Register(Result<RegisterBody, RegisterRefused>),
+    RegisterTopic(Result<Vec<TopicQueueIn>, String>),
+    Properties(Vec<(String, String)>),
+}
+
+/// Why a REGISTER_BROKER fails before its fields are read, in Java's order.
+enum RegisterRefused {
+    CrcMismatch,
+    NegativeVersion,
+    Undecodable(String),
+}
+
+impl Prepared {
+    pub fn header(&self) -> &Header {
+        &self.frame.header
+    }
+}
+
+pub fn prepare(frame: Frame) -> Prepared {
+    let h = &frame.header;
+    let body = match h.code {
+        req::REGISTER_BROKER => PreparedBody::Register(prepare_register(&frame)),
+        req::REGISTER_TOPIC_IN_NAMESRV => match (h.ext("topic"), frame.body.as_deref()) {
+            (Some(_), Some(body)) => PreparedBody::RegisterTopic(body::decode_register_topic(body)),
+            _ => PreparedBody::None,
+        },
+        req::UPDATE_NAMESRV_CONFIG => match frame.body.as_deref() {
+            Some(body) => {
+                let text = String::from_utf8_lossy(body);
+                PreparedBody::Properties(crate::protocol::properties::parse(&text))
+            }
+            None => PreparedBody::None,
+        },
+        _ => PreparedBody::None,
+    };
+    Prepared { frame, body }
+}
+
+/// Java's order: CRC, the version, then the body.
+fn prepare_register(frame: &Frame) -> Result<RegisterBody, RegisterRefused> {
+    let h = &frame.header;
+    let body = frame.body.as_deref();
+    let crc_given = h.ext_i32("bodyCrc32").unwrap_or(0);
+    if crc_given != 0 {
+        let crc = body.map_or(0, |b| crc32fast::hash(b) & 0x7FFF_FFFF) as i32;
+        if crc != crc_given {
+            return Err(RegisterRefused::CrcMismatch);
+        }
+    }
+    if h.version < 0 {
+        return Err(RegisterRefused::NegativeVersion);
+    }
+    let compressed = h.ext_bool("compressed").unwrap_or(false);
+    body::decode_register(body, h.version, compressed).map_err(RegisterRefused::Undecodable)
+}
+
 /// The ext fields that name a broker: cluster, address, broker name.
 const BROKER_KEYS: [&str; 3] = ["clusterName", "brokerAddr", "brokerName"];
 /// The ext fields that name a live broker: cluster and address.
@@ -42,15 +108,16 @@ fn null_field_remark(what: &str) -> String {
     format!("java.lang.NullPointerException: {what} is null")
 }
 
-pub fn handle(ctx: &ShardCtx, conn: &Conn, frame: Frame) -> Handled {
-    let oneway = frame.header.is_oneway();
-    match handle_request(ctx, conn, &frame) {
+pub fn handle(ctx: &ShardCtx, conn: &Conn, prepared: Prepared) -> Handled {
+    let oneway = prepared.frame.header.is_oneway();
+    match handle_request(ctx, conn, prepared) {
         Handled::Now(_) if oneway => Handled::Nothing,
         handled => handled,
     }
 }
 
-fn handle_request(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
+fn handle_request(ctx: &ShardCtx, conn: &Conn, prepared: Prepared) -> Handled {
+    let Prepared { frame, body } = prepared;
     let h = &frame.header;
     if !ctx.startup.admin_acl.allows(h.code, conn.peer) {
         return Handled::Now(ctx.refuse_admin(h.code, conn.peer, h.opaque));
@@ -78,19 +145,28 @@ fn handle_request(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
         req::WIPE_WRITE_PERM_OF_BROKER => write_perm(ctx, h, false),
         req::ADD_WRITE_PERM_OF_BROKER => write_perm(ctx, h, true),
         req::DELETE_TOPIC_IN_NAMESRV => delete_topic(ctx, h),
-        req::REGISTER_TOPIC_IN_NAMESRV => register_topic(ctx, frame),
+        req::REGISTER_TOPIC_IN_NAMESRV => match body {
+            PreparedBody::RegisterTopic(queues) => register_topic(ctx, h, queues),
+            _ => Handled::Now(ok_empty(h.opaque)),
+        },
         req::PUT_KV_CONFIG => put_kv(ctx, h),
-        req::GET_KV_CONFIG => Handled::Now(get_kv(ctx, h)),
+        req::GET_KV_CONFIG => get_kv(ctx, h),
         req::DELETE_KV_CONFIG => delete_kv(ctx, h),
-        req::GET_KVLIST_BY_NAMESPACE => Handled::Now(kv_list(ctx, h)),
-        req::UPDATE_NAMESRV_CONFIG => update_config(ctx, frame),
+        req::GET_KVLIST_BY_NAMESPACE => kv_list(ctx, h),
+        req::UPDATE_NAMESRV_CONFIG => match body {
+            PreparedBody::Properties(entries) => update_config(ctx, h, entries),
+            _ => Handled::Now(ok_empty(h.opaque)),
+        },
         req::GET_NAMESRV_CONFIG => {
             let published = ctx.published.load();
             Handled::Now(success(h, &published.config_text))
         }
-        req::REGISTER_BROKER => register(ctx, conn, frame),
+        req::REGISTER_BROKER => match body {
+            PreparedBody::Register(decoded) => register(ctx, conn, h, decoded),
+            _ => register(ctx, conn, h, prepare_register(&frame)),
+        },
         req::UNREGISTER_BROKER => Handled::Now(unregister(ctx, h)),
-        req::QUERY_DATA_VERSION => query_data_version(ctx, frame),
+        req::QUERY_DATA_VERSION => query_data_version(ctx, &frame),
         req::BROKER_HEARTBEAT => Handled::Now(heartbeat(ctx, h)),
         code => {
             let remark = codes::remark_not_supported(code);
@@ -175,16 +251,45 @@ fn broker_member_group(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
     frame::response(resp::SUCCESS, h.opaque, remark, None, &body)
 }
 
-fn get_kv(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+/// A reply whose encoding grows with a stored value is built on the
+/// shard's blocking pool when the value is large, so that no request keeps
+/// the shard for long.
+fn encode_sized(size: usize, encode: impl FnOnce() -> Vec<u8> + Send + 'static) -> Handled {
+    if size < ENCODE_OFF_SHARD_BYTES_MIN {
+        return Handled::Now(encode());
+    }
+    Handled::Later(Box::pin(async move {
+        let encoded = glommio::executor()
+            .spawn_blocking(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(encode)))
+            .await;
+        encoded.ok()
+    }))
+}
+
+/// Stored values at least this large are encoded off the shard.
+const ENCODE_OFF_SHARD_BYTES_MIN: usize = 64 * 1024;
+
+fn get_kv(ctx: &ShardCtx, h: &Header) -> Handled {
     let (namespace, key) = (h.ext("namespace"), h.ext("key"));
-    let published = ctx.published.load();
+    let published = ctx.published.load_full();
     let found = namespace
         .zip(key)
         .and_then(|(n, k)| published.routes.kv.get(n, k));
+    let opaque = h.opaque;
     match found {
         Some(value) => {
-            let ext = [("value", value)];
-            frame::response(resp::SUCCESS, h.opaque, None, Some(&ext), b"")
+            let size = value.len();
+            let (namespace, key) = (namespace.unwrap_or_default(), key.unwrap_or_default());
+            let (namespace, key) = (namespace.to_string(), key.to_string());
+            encode_sized(size, move || {
+                let value = published
+                    .routes
+                    .kv
+                    .get(&namespace, &key)
+                    .unwrap_or_default();
+                let ext = [("value", value)];
+                frame::response(resp::SUCCESS, opaque, None, Some(&ext), b"")
+            })
         }
         None => {
             let remark = format!(
@@ -193,21 +298,27 @@ fn get_kv(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
                 key.unwrap_or("null")
             );
             let code = resp::QUERY_NOT_FOUND;
-            frame::response(code, h.opaque, Some(&remark), Some(&[]), b"")
+            Handled::Now(frame::response(code, opaque, Some(&remark), Some(&[]), b""))
         }
     }
 }
 
-fn kv_list(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
+fn kv_list(ctx: &ShardCtx, h: &Header) -> Handled {
     let namespace = h.ext("namespace");
-    let published = ctx.published.load();
-    match namespace.and_then(|n| published.routes.kv.table_json(n)) {
-        Some(body) => success(h, &body),
-        None => {
-            let remark = format!("No config item, Namespace: {}", namespace.unwrap_or("null"));
-            error(h.opaque, resp::QUERY_NOT_FOUND, &remark)
-        }
-    }
+    let published = ctx.published.load_full();
+    let Some(size) = namespace.and_then(|n| published.routes.kv.namespace_bytes(n)) else {
+        let remark = format!("No config item, Namespace: {}", namespace.unwrap_or("null"));
+        return Handled::Now(error(h.opaque, resp::QUERY_NOT_FOUND, &remark));
+    };
+    let (namespace, opaque) = (namespace.unwrap_or_default().to_string(), h.opaque);
+    encode_sized(size, move || {
+        let body = published
+            .routes
+            .kv
+            .table_json(&namespace)
+            .unwrap_or_default();
+        frame::response(resp::SUCCESS, opaque, None, None, &body)
+    })
 }
 
 // ----- mutations -----
@@ -245,28 +356,25 @@ fn to_writer<T: 'static>(
     }))
 }
 
-fn register(ctx: &ShardCtx, conn: &Conn, frame: &Frame) -> Handled {
-    let h = &frame.header;
+fn register(
+    ctx: &ShardCtx,
+    conn: &Conn,
+    h: &Header,
+    decoded: Result<RegisterBody, RegisterRefused>,
+) -> Handled {
     let fail = |code: i32, remark: &str, ext: Option<&[(&str, &str)]>| {
         Handled::Now(frame::response(code, h.opaque, Some(remark), ext, b""))
     };
-    // Java's order: CRC, body, then the unboxing of a missing brokerId.
-    let body = frame.body.as_deref();
-    let crc_given = h.ext_i32("bodyCrc32").unwrap_or(0);
-    if crc_given != 0 {
-        let crc = body.map_or(0, |b| crc32fast::hash(b) & 0x7FFF_FFFF) as i32;
-        if crc != crc_given {
+    let body = match decoded {
+        Ok(b) => b,
+        Err(RegisterRefused::CrcMismatch) => {
             return fail(resp::SYSTEM_ERROR, codes::REMARK_CRC_MISMATCH, Some(&[]));
         }
-    }
-    if h.version < 0 {
-        let remark = "java.lang.ArrayIndexOutOfBoundsException";
-        return fail(resp::SYSTEM_ERROR, remark, None);
-    }
-    let compressed = h.ext_bool("compressed").unwrap_or(false);
-    let body = match body::decode_register(body, h.version, compressed) {
-        Ok(b) => b,
-        Err(e) => {
+        Err(RegisterRefused::NegativeVersion) => {
+            let remark = "java.lang.ArrayIndexOutOfBoundsException";
+            return fail(resp::SYSTEM_ERROR, remark, None);
+        }
+        Err(RegisterRefused::Undecodable(e)) => {
             let remark = format!(
                 "org.apache.rocketmq.remoting.exception.RemotingCommandException: Failed to decode RegisterBrokerBody, {e}"
             );
@@ -452,12 +560,13 @@ fn delete_topic(ctx: &ShardCtx, h: &Header) -> Handled {
     to_writer(ctx, h, make, |(), opaque| ok_empty(opaque))
 }
 
-fn register_topic(ctx: &ShardCtx, frame: &Frame) -> Handled {
-    let h = &frame.header;
-    let (Some(topic), Some(body)) = (h.ext("topic"), frame.body.as_deref()) else {
-        return Handled::Now(ok_empty(h.opaque));
-    };
-    let queues = match body::decode_register_topic(body) {
+fn register_topic(
+    ctx: &ShardCtx,
+    h: &Header,
+    decoded: Result<Vec<TopicQueueIn>, String>,
+) -> Handled {
+    let topic = h.ext("topic").unwrap_or_default();
+    let queues = match decoded {
         Ok(queues) => queues,
         Err(e) => {
             let remark = format!("com.alibaba.fastjson.JSONException: {e}");
@@ -530,12 +639,7 @@ fn delete_kv(ctx: &ShardCtx, h: &Header) -> Handled {
 
 // ----- NameServer config (§A.19) -----
 
-fn update_config(ctx: &ShardCtx, frame: &Frame) -> Handled {
-    let h = &frame.header;
-    let Some(body) = frame.body.as_deref() else {
-        return Handled::Now(ok_empty(h.opaque));
-    };
-    let entries = crate::protocol::properties::parse(&String::from_utf8_lossy(body));
+fn update_config(ctx: &ShardCtx, h: &Header, entries: Vec<(String, String)>) -> Handled {
     let make = |reply| Request::UpdateConfig { entries, reply };
     to_writer(ctx, h, make, finish_update_config)
 }

@@ -21,18 +21,28 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// glommio's io_memory serves only file/DMA IO, which a NameServer does not
 /// do; 64 KiB is the smallest it takes (shared/notes).
 const IO_MEMORY_BYTES: usize = 64 * 1024;
+/// How long the executor runs ready tasks before it looks for IO again
+/// (glommio's default is 100 ms): while clients that pipeline without
+/// pause keep tasks ready, a connection whose request just arrived waits at
+/// most about this long.
+const PREEMPT_AFTER: Duration = Duration::from_millis(2);
 /// Pause after an accept error such as EMFILE before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// How often a shard closes the connections the writer asked it to close
 /// (expired brokers) and those idle past `serverChannelMaxIdleTimeSeconds`.
 const HOUSEKEEPING_TICK: Duration = Duration::from_millis(250);
+/// Idle connections the housekeeping tick closes at most per tick: closing
+/// a socket whose buffers hold megabytes costs the kernel time on the
+/// shard's thread, so a crowd of slow readers is closed over several ticks
+/// and one at a time, other tasks running in between.
+const CLOSES_PER_TICK: usize = 8;
 /// After a stop, how long a shard waits for the writer to answer what is
 /// in flight before its connections close.
 const DRAIN_MAX: Duration = Duration::from_secs(2);
@@ -86,6 +96,10 @@ impl ShardCtx {
         self.conns.borrow_mut().remove(&id);
     }
 
+    fn open_connections(&self) -> usize {
+        self.conns.borrow().len()
+    }
+
     /// This connection registered a broker: its close must reach the
     /// writer, and the writer may close it when the broker expires.
     pub fn track_broker(&self, conn: &conn::Conn) {
@@ -102,19 +116,30 @@ impl ShardCtx {
         }
     }
 
-    /// Shuts down connections that read nothing for the idle timeout, on
-    /// the injected clock (Java's `serverChannelMaxIdleTimeSeconds`; a
-    /// NameServer only writes in answer to a read, so reads tell).
-    fn close_idle(&self) {
+    /// Picks, on the injected clock, up to `CLOSES_PER_TICK` connections
+    /// to close: those whose unsent replies have not moved for the idle
+    /// timeout (slow readers: they hold the shard's memory), and those that
+    /// read nothing for it (Java's `serverChannelMaxIdleTimeSeconds`; a
+    /// NameServer only writes in answer to a read, so reads tell). Each
+    /// comes with the counter its close bumps.
+    fn idle_connections(&self) -> Vec<(Rc<conn::Conn>, &AtomicU64)> {
         let Some(idle_ms) = self.published.load().settings.idle_timeout_ms else {
-            return;
+            return Vec::new();
         };
         let now_ms = self.clock.now_ms();
-        for conn in self.conns.borrow().values() {
-            if now_ms.saturating_sub(conn.last_read_ms()) >= idle_ms && conn.shut_down() {
-                self.stats.idle_closed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let idle_since = |ms: u64| now_ms.saturating_sub(ms) >= idle_ms;
+        let conns = self.conns.borrow();
+        let picked = conns.values().filter_map(|conn| {
+            let counter = if conn.unsent() > 0 && idle_since(conn.last_output_ms()) {
+                &self.stats.slow_reader_closed
+            } else if idle_since(conn.last_read_ms()) {
+                &self.stats.idle_closed
+            } else {
+                return None;
+            };
+            Some((conn.clone(), counter))
+        });
+        picked.take(CLOSES_PER_TICK).collect()
     }
 
     pub fn count_busy(&self, busy: bool) {
@@ -196,6 +221,10 @@ pub fn spawn(
     LocalExecutorBuilder::new(placement)
         .name(&format!("rocketns-shard-{id}"))
         .io_memory(IO_MEMORY_BYTES)
+        .preempt_timer(PREEMPT_AFTER)
+        // Large decodes run here; unbound, so that a pinned shard's CPU is
+        // not the one they compete for.
+        .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(1))
         .spawn(move || accept_loop(id, listener, inputs, stats, stop, close_requests))
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
@@ -233,7 +262,12 @@ async fn accept_loop(
         .await;
         match accepted {
             None => break,
-            Some(Ok(stream)) => admit(&ctx, stream),
+            Some(Ok(stream)) => {
+                admit(&ctx, stream);
+                // A burst of connections is accepted without a pause;
+                // the connections already open get their turns in between.
+                futures_lite::future::yield_now().await;
+            }
             Some(Err(e)) => {
                 ctx.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
                 if !std::mem::replace(&mut warned_accept, true) {
@@ -254,7 +288,14 @@ fn spawn_housekeeping(ctx: Rc<ShardCtx>, close_requests: Receiver<ConnId>) {
         loop {
             glommio::timer::sleep(HOUSEKEEPING_TICK).await;
             ctx.close_requested(&close_requests);
-            ctx.close_idle();
+            // One at a time: closing a socket that holds megabytes costs
+            // the kernel time on this thread.
+            for (conn, counter) in ctx.idle_connections() {
+                if conn.shut_down() {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                futures_lite::future::yield_now().await;
+            }
         }
     })
     .detach();

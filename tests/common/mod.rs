@@ -329,8 +329,13 @@ pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
 /// The real binary on 127.0.0.1 with an ephemeral port and its files in
 /// `dir`; returns once it printed its boot line.
 pub fn spawn_binary(dir: &Path, extra: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
+    spawn_command(binary(dir, extra))
+}
+
+/// Spawns the server command and waits for its boot line.
+fn spawn_command(mut cmd: std::process::Command) -> (std::process::Child, std::net::SocketAddr) {
     use std::io::{BufRead, BufReader};
-    let mut child = binary(dir, extra)
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -353,7 +358,47 @@ pub fn spawn_binary(dir: &Path, extra: &[&str]) -> (std::process::Child, std::ne
 
 /// The binary's command with test defaults; the caller adds and spawns.
 pub fn binary(dir: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rocketns"));
+    binary_at(Path::new(env!("CARGO_BIN_EXE_rocketns")), dir, extra)
+}
+
+/// The release build of the server, built once per test process with the
+/// cargo running the tests: for tests whose point is how fast it answers.
+pub fn release_binary() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--bin",
+                "rocketns",
+                "--message-format=json",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "cargo build --release failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|m| Some(PathBuf::from(m["executable"].as_str()?)))
+            .expect("cargo names the executable")
+    })
+}
+
+/// Like `spawn_binary`, with the release build.
+pub fn spawn_release_binary(
+    dir: &Path,
+    extra: &[&str],
+) -> (std::process::Child, std::net::SocketAddr) {
+    spawn_command(binary_at(release_binary(), dir, extra))
+}
+
+/// The command of the server at `exe` with test defaults.
+pub fn binary_at(exe: &Path, dir: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
     cmd.args([
         "--bindAddress",
         "127.0.0.1",
