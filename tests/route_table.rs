@@ -288,3 +288,34 @@ fn connection_loss_of_master_then_slave() {
     assert!(t.topic("T").is_none());
     assert!(t.brokers().is_empty());
 }
+
+/// The topic lists are built once per set of listed facts: a snapshot that
+/// changes only queues shares them, one that adds a topic does not, and a
+/// list built from a snapshot holds what that snapshot lists.
+#[test]
+fn topic_lists_are_shared_until_what_they_list_changes() {
+    use rocketns::route::lists::TopicList;
+    use rocketns::route::snapshot::Snapshot;
+    let mut t = table();
+    t.register(reg("a:1", 0, 1, TOPICS, 1), 0);
+    let changes = t.take_changes();
+    let first = Snapshot::default().next(&t, &changes, |_| None);
+    let all = first.lists.get_or_build(&TopicList::All, &first);
+    let text = String::from_utf8(all.to_vec()).unwrap();
+    assert!(text.contains("\"T\"") && text.contains("\"U\""), "{text}");
+    assert!(first.lists.get(&TopicList::All).is_some());
+    // New queue counts for the same topics: routes change, lists do not.
+    t.register(reg("a:1", 0, 2, &[("T", 8), ("U", 8)], 1), 1);
+    let changes = t.take_changes();
+    assert!(changes.topics.contains("T"));
+    let second = first.next(&t, &changes, |_| None);
+    assert!(std::sync::Arc::ptr_eq(&first.lists, &second.lists));
+    // A new topic: the lists start over.
+    t.register(reg("a:1", 0, 3, &[("T", 8), ("U", 8), ("V", 8)], 1), 2);
+    let changes = t.take_changes();
+    let third = second.next(&t, &changes, |_| None);
+    assert!(!std::sync::Arc::ptr_eq(&second.lists, &third.lists));
+    assert!(third.lists.get(&TopicList::All).is_none());
+    let all = third.lists.get_or_build(&TopicList::All, &third);
+    assert!(String::from_utf8(all.to_vec()).unwrap().contains("\"V\""));
+}

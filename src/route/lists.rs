@@ -1,11 +1,90 @@
 //! Answers computed from a snapshot rather than stored in it: the topic
-//! lists (206, 304, 311-314), the zone filter of GET_ROUTEINFO_BY_TOPIC
-//! (`namesrv-commands.md` §A.6 step 6) and GET_BROKER_MEMBER_GROUP.
+//! lists (206, 224, 304, 311-313), the zone filter of
+//! GET_ROUTEINFO_BY_TOPIC (`namesrv-commands.md` §A.6 step 6) and
+//! GET_BROKER_MEMBER_GROUP.
+//!
+//! A topic list scans every topic, so each is built at most once per
+//! `ListCache`: on first use, by whoever asks first (a shard does it on its
+//! blocking pool), and shared by every snapshot until one changes what the
+//! lists hold (`Snapshot::next`).
 
 use super::encode::{self, TopicRoute};
 use super::snapshot::Snapshot;
 use super::table::BrokerGroup;
 use crate::protocol::json::{self, Dialect};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+/// One of the topic lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TopicList {
+    /// GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206).
+    All,
+    /// GET_TOPICS_BY_CLUSTER (224).
+    ByCluster(String),
+    /// GET_SYSTEM_TOPIC_LIST_FROM_NS (304).
+    System,
+    /// GET_UNIT_TOPIC_LIST and its two siblings (311-313).
+    Unit(UnitSelect),
+}
+
+/// The topic lists of one set of topics, each built once.
+#[derive(Default)]
+pub struct ListCache {
+    all: OnceLock<Bytes>,
+    system: OnceLock<Bytes>,
+    units: [OnceLock<Bytes>; 3],
+    /// Only clusters that exist are kept, so its size follows the table.
+    by_cluster: Mutex<HashMap<String, Bytes>>,
+}
+
+impl ListCache {
+    /// The list's body if it was built already.
+    pub fn get(&self, list: &TopicList) -> Option<Bytes> {
+        match list {
+            TopicList::All => self.all.get().cloned(),
+            TopicList::System => self.system.get().cloned(),
+            TopicList::Unit(u) => self.units[u.slot()].get().cloned(),
+            TopicList::ByCluster(c) => {
+                let cached = self.by_cluster.lock().unwrap_or_else(|e| e.into_inner());
+                cached.get(c).cloned()
+            }
+        }
+    }
+
+    /// The list's body, built from `s` unless it was built already. Takes
+    /// time in proportion to the topics: callers on a shard run it on the
+    /// blocking pool.
+    pub fn get_or_build(&self, list: &TopicList, s: &Snapshot) -> Bytes {
+        let build = || Bytes::from(build(list, s));
+        match list {
+            TopicList::All => self.all.get_or_init(build).clone(),
+            TopicList::System => self.system.get_or_init(build).clone(),
+            TopicList::Unit(u) => self.units[u.slot()].get_or_init(build).clone(),
+            TopicList::ByCluster(c) => {
+                if let Some(body) = self.get(list) {
+                    return body;
+                }
+                let body = build();
+                if s.brokers.clusters.contains_key(c) {
+                    let mut cached = self.by_cluster.lock().unwrap_or_else(|e| e.into_inner());
+                    cached.insert(c.clone(), body.clone());
+                }
+                body
+            }
+        }
+    }
+}
+
+fn build(list: &TopicList, s: &Snapshot) -> Vec<u8> {
+    match list {
+        TopicList::All => all_topics(s),
+        TopicList::ByCluster(c) => topics_by_cluster(s, Some(c)),
+        TopicList::System => system_topics(s),
+        TopicList::Unit(u) => unit_topics(s, *u),
+    }
+}
 
 /// topicSysFlag bits (`namesrv-commands.md` §B.2).
 const FLAG_UNIT: i32 = 1;
@@ -20,6 +99,14 @@ pub enum UnitSelect {
 }
 
 impl UnitSelect {
+    fn slot(self) -> usize {
+        match self {
+            UnitSelect::Unit => 0,
+            UnitSelect::HasUnitSub => 1,
+            UnitSelect::HasUnitSubNotUnit => 2,
+        }
+    }
+
     fn selects(self, flag: i32) -> bool {
         let (unit, sub) = (flag & FLAG_UNIT != 0, flag & FLAG_UNIT_SUB != 0);
         match self {

@@ -8,6 +8,7 @@
 
 use super::encode::{self, TopicRoute};
 use super::kv::Kv;
+use super::lists::ListCache;
 use super::table::{BrokerGroup, Changes, RouteTable};
 use crate::protocol::json::Dialect;
 use bytes::Bytes;
@@ -147,6 +148,9 @@ pub struct Snapshot {
     pub topics: TopicMap,
     pub brokers: Arc<BrokerView>,
     pub kv: Arc<Kv>,
+    /// The topic lists, built on first use and shared by the snapshots
+    /// that follow until one changes what they list.
+    pub lists: Arc<ListCache>,
     /// When the writer published it, on the monotonic clock.
     pub published_ms: u64,
 }
@@ -160,7 +164,7 @@ impl Snapshot {
         changes: &Changes,
         order_conf: impl Fn(&str) -> Option<String>,
     ) -> Snapshot {
-        let updates = changes
+        let updates: Vec<(String, Option<Arc<TopicEntry>>)> = changes
             .topics
             .iter()
             .map(|topic| {
@@ -169,6 +173,18 @@ impl Snapshot {
                 (topic.clone(), route.map(|r| Arc::new(TopicEntry::new(&r))))
             })
             .collect();
+        // A list changes when a topic comes or goes, moves between broker
+        // groups or changes its sys flag, or when the clusters change;
+        // not when only queues or permissions do.
+        let listed = |e: Option<&Arc<TopicEntry>>| e.map(|e| (e.brokers.clone(), e.sys_flag));
+        let lists_change = changes.brokers
+            || updates
+                .iter()
+                .any(|(topic, new)| listed(self.topics.get(topic)) != listed(new.as_ref()));
+        let lists = match lists_change {
+            true => Arc::default(),
+            false => self.lists.clone(),
+        };
         let brokers = if changes.brokers {
             Arc::new(BrokerView {
                 groups: table.brokers().clone(),
@@ -183,6 +199,7 @@ impl Snapshot {
             topics: self.topics.with_updates(updates),
             brokers,
             kv: self.kv.clone(),
+            lists,
             published_ms: self.published_ms,
         }
     }

@@ -294,23 +294,14 @@ async fn offload(
     let size = part.len() as isize;
     hold(ctx, conn, size);
     ctx.stats.offloaded.fetch_add(1, Ordering::Relaxed);
-    let outcome = glommio::executor()
-        .spawn_blocking(move || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                frame::decode(&mut part, FRAME_SIZE_MAX).map(|f| f.map(dispatch::prepare))
-            }))
-        })
-        .await;
+    let decode = move || frame::decode(&mut part, FRAME_SIZE_MAX).map(|f| f.map(dispatch::prepare));
+    let outcome = super::off_shard(decode).await;
     hold(ctx, conn, -size);
     match outcome {
-        Ok(Ok(Some(prepared))) => Some(Ok(prepared)),
-        Ok(Err(e)) => Some(Err(e)),
-        Ok(Ok(None)) | Err(_) => {
-            log::error!(
-                "decoding a {size}-byte frame off the shard failed; closing its connection"
-            );
-            None
-        }
+        Some(Ok(Some(prepared))) => Some(Ok(prepared)),
+        Some(Err(e)) => Some(Err(e)),
+        // A whole frame always decodes to one; a panic was logged.
+        Some(Ok(None)) | None => None,
     }
 }
 

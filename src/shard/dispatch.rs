@@ -10,7 +10,7 @@ use crate::protocol::body::{self, DataVersion, RegisterBody, TopicQueueIn};
 use crate::protocol::codes::{self, request as req, response as resp};
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::header::Header;
-use crate::route::lists::{self, UnitSelect};
+use crate::route::lists::{self, TopicList, UnitSelect};
 use crate::route::table::{QueueData, RegisterOutcome, Registration, Unregistration};
 use crate::writer::{ConfigRefused, DataVersionAnswer, Registered, Reply, Request};
 use crossbeam_channel::TrySendError;
@@ -128,18 +128,18 @@ fn handle_request(ctx: &ShardCtx, conn: &Conn, prepared: Prepared) -> Handled {
             let published = ctx.published.load();
             Handled::Now(success(h, &published.routes.brokers.cluster_info))
         }
-        req::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Handled::Now(all_topics(ctx, h)),
-        req::GET_TOPICS_BY_CLUSTER => Handled::Now(topics_by_cluster(ctx, h)),
-        req::GET_SYSTEM_TOPIC_LIST_FROM_NS => {
-            let published = ctx.published.load();
-            Handled::Now(success(h, &lists::system_topics(&published.routes)))
-        }
-        req::GET_UNIT_TOPIC_LIST => Handled::Now(unit_topics(ctx, h, UnitSelect::Unit)),
+        req::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => topic_list(ctx, h, TopicList::All),
+        req::GET_TOPICS_BY_CLUSTER => match h.ext("cluster") {
+            Some(cluster) => topic_list(ctx, h, TopicList::ByCluster(cluster.to_string())),
+            None => topic_list(ctx, h, TopicList::ByCluster(String::new())),
+        },
+        req::GET_SYSTEM_TOPIC_LIST_FROM_NS => topic_list(ctx, h, TopicList::System),
+        req::GET_UNIT_TOPIC_LIST => topic_list(ctx, h, TopicList::Unit(UnitSelect::Unit)),
         req::GET_HAS_UNIT_SUB_TOPIC_LIST => {
-            Handled::Now(unit_topics(ctx, h, UnitSelect::HasUnitSub))
+            topic_list(ctx, h, TopicList::Unit(UnitSelect::HasUnitSub))
         }
         req::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => {
-            Handled::Now(unit_topics(ctx, h, UnitSelect::HasUnitSubNotUnit))
+            topic_list(ctx, h, TopicList::Unit(UnitSelect::HasUnitSubNotUnit))
         }
         req::GET_BROKER_MEMBER_GROUP => Handled::Now(broker_member_group(ctx, h)),
         req::WIPE_WRITE_PERM_OF_BROKER => write_perm(ctx, h, false),
@@ -215,29 +215,31 @@ fn route_info(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
     success(h, body)
 }
 
-fn all_topics(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let published = ctx.published.load();
-    if !published.settings.enable_all_topic_list {
-        return error(h.opaque, resp::SYSTEM_ERROR, "disable");
+/// A topic list: from the snapshot's cache, or built on the blocking pool
+/// the first time it is asked for. 206 is gated by enableAllTopicList,
+/// 224 and 311-313 by enableTopicList; 304 never is.
+fn topic_list(ctx: &ShardCtx, h: &Header, list: TopicList) -> Handled {
+    let published = ctx.published.load_full();
+    let enabled = match list {
+        TopicList::All => published.settings.enable_all_topic_list,
+        TopicList::System => true,
+        TopicList::ByCluster(_) | TopicList::Unit(_) => published.settings.enable_topic_list,
+    };
+    if !enabled {
+        return Handled::Now(error(h.opaque, resp::SYSTEM_ERROR, "disable"));
     }
-    success(h, &lists::all_topics(&published.routes))
-}
-
-fn topics_by_cluster(ctx: &ShardCtx, h: &Header) -> Vec<u8> {
-    let published = ctx.published.load();
-    if !published.settings.enable_topic_list {
-        return error(h.opaque, resp::SYSTEM_ERROR, "disable");
+    let opaque = h.opaque;
+    if let Some(body) = published.routes.lists.get(&list) {
+        return Handled::Now(frame::response(resp::SUCCESS, opaque, None, None, &body));
     }
-    let body = lists::topics_by_cluster(&published.routes, h.ext("cluster"));
-    success(h, &body)
-}
-
-fn unit_topics(ctx: &ShardCtx, h: &Header, select: UnitSelect) -> Vec<u8> {
-    let published = ctx.published.load();
-    if !published.settings.enable_topic_list {
-        return error(h.opaque, resp::SYSTEM_ERROR, "disable");
-    }
-    success(h, &lists::unit_topics(&published.routes, select))
+    Handled::Later(Box::pin(async move {
+        let build = move || {
+            let routes = &published.routes;
+            let body = routes.lists.get_or_build(&list, routes);
+            frame::response(resp::SUCCESS, opaque, None, None, &body)
+        };
+        super::off_shard(build).await
+    }))
 }
 
 /// GET_BROKER_MEMBER_GROUP (§A.22), with Java's leftover remark on a
@@ -258,12 +260,7 @@ fn encode_sized(size: usize, encode: impl FnOnce() -> Vec<u8> + Send + 'static) 
     if size < ENCODE_OFF_SHARD_BYTES_MIN {
         return Handled::Now(encode());
     }
-    Handled::Later(Box::pin(async move {
-        let encoded = glommio::executor()
-            .spawn_blocking(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(encode)))
-            .await;
-        encoded.ok()
-    }))
+    Handled::Later(Box::pin(super::off_shard(encode)))
 }
 
 /// Stored values at least this large are encoded off the shard.

@@ -203,6 +203,18 @@ impl ShardCtx {
     }
 }
 
+/// Runs `work` on this shard's blocking pool (a thread of its own), so
+/// that work growing with a request's size never keeps the shard from its
+/// other connections. `None` if it panicked: a bug, logged.
+pub async fn off_shard<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    let guarded = move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    let outcome = glommio::executor().spawn_blocking(guarded).await;
+    if outcome.is_err() {
+        log::error!("work moved off a shard panicked");
+    }
+    outcome.ok()
+}
+
 /// Starts shard `id` on its own thread. `listener` is a dup of the one
 /// listening socket; `stop` ends its accept loop.
 pub fn spawn(
