@@ -100,8 +100,8 @@ pub const KEYS: &[Key] = &[
     key("serverOnewaySemaphoreValue", Int, NettyServer, "256", Unused),
     key("serverAsyncSemaphoreValue", Int, NettyServer, "64", Unused),
     key("serverChannelMaxIdleTimeSeconds", Int, NettyServer, "120", Runtime),
-    key("serverSocketSndBufSize", Int, NettyServer, "0", Unused),
-    key("serverSocketRcvBufSize", Int, NettyServer, "0", Unused),
+    key("serverSocketSndBufSize", Int, NettyServer, "0", Start),
+    key("serverSocketRcvBufSize", Int, NettyServer, "0", Start),
     key("writeBufferHighWaterMark", Int, NettyServer, "0", Unused),
     key("writeBufferLowWaterMark", Int, NettyServer, "0", Unused),
     key("serverSocketBacklog", Int, NettyServer, "1024", Unused),
@@ -278,6 +278,8 @@ impl Config {
             connections_max_per_shard: n("connectionsMaxPerShard") as usize,
             buffer_bytes_max_per_shard: n("bufferBytesMaxPerShard").max(1) as usize,
             http_listen_port: n("httpListenPort") as u16,
+            socket_send_buffer_bytes: n("serverSocketSndBufSize") as usize,
+            socket_recv_buffer_bytes: n("serverSocketRcvBufSize") as usize,
             request_queue_capacity: n("defaultThreadPoolQueueCapacity").max(1) as usize,
             unregister_queue_capacity: n("unRegisterBrokerQueueCapacity").max(1) as usize,
             admin_acl: crate::acl::AdminAcl::parse(self.str("adminAllowedSources"))
@@ -345,6 +347,12 @@ pub struct StartupSettings {
     pub buffer_bytes_max_per_shard: usize,
     /// `/metrics`, `/healthz`, `/readyz`; 0 turns the HTTP side off.
     pub http_listen_port: u16,
+    /// SO_SNDBUF and SO_RCVBUF of accepted connections, as Java's
+    /// serverSocketSndBufSize and serverSocketRcvBufSize; 0 leaves the
+    /// kernel's autotuning. A fixed size also bounds the kernel memory a
+    /// client that never reads can pin (it is charged to the container).
+    pub socket_send_buffer_bytes: usize,
+    pub socket_recv_buffer_bytes: usize,
     pub request_queue_capacity: usize,
     pub unregister_queue_capacity: usize,
     /// Who may send state-changing admin requests (DECISIONS 26).
@@ -363,6 +371,20 @@ pub struct StartupSettings {
 /// at once), the persistence and notify threads, stdio and the binary.
 pub const DESCRIPTORS_RESERVED_PER_SHARD: u64 = 8;
 pub const DESCRIPTORS_RESERVED: u64 = 64;
+/// The smallest `bufferBytesMaxPerShard` start-up accepts: room for a few
+/// connections' replies and a large frame being decoded.
+pub const BUFFER_BYTES_MAX_PER_SHARD_MIN: usize = 1 << 20;
+
+/// `bufferBytesMaxPerShard` must leave a shard room to work.
+pub fn check_buffer_budget(bytes: usize) -> Result<(), String> {
+    if bytes < BUFFER_BYTES_MAX_PER_SHARD_MIN {
+        return Err(format!(
+            "bufferBytesMaxPerShard={bytes} is below the {BUFFER_BYTES_MAX_PER_SHARD_MIN} bytes a shard needs"
+        ));
+    }
+    Ok(())
+}
+
 /// The cap where the open-files limit cannot be read or is unlimited.
 pub const CONNECTIONS_MAX_PER_SHARD_DEFAULT: usize = 20_000;
 

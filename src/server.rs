@@ -2,7 +2,7 @@
 //! stops them.
 
 use crate::clock::Clock;
-use crate::config::{connection_cap, Config, StartupSettings};
+use crate::config::{check_buffer_budget, connection_cap, Config, StartupSettings};
 use crate::http;
 use crate::metrics::{self, Gauges, ShardStats, WriterStats};
 use crate::route::kv::Kv;
@@ -130,6 +130,7 @@ impl Server {
             crate::preflight::nofile(),
         )
         .map_err(std::io::Error::other)?;
+        check_buffer_budget(startup.buffer_bytes_max_per_shard).map_err(std::io::Error::other)?;
         log::info!(
             "{} shards, each serving at most {} connections",
             shard_count,

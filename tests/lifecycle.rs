@@ -51,6 +51,10 @@ fn a_bad_value_stops_start_up_naming_the_key() {
         text.contains("scanNotActiveBrokerInterval") && text.contains("5s"),
         "{text}"
     );
+    let small = ["--bufferBytesMaxPerShard", "4096"];
+    let (code, text) = output(&mut binary(&dir.0, &small));
+    assert_ne!(code, 0);
+    assert!(text.contains("bufferBytesMaxPerShard=4096"), "{text}");
     let acl = ["--adminAllowedSources", "127.0.0.1,10.0.0.0/33"];
     let (code, text) = output(&mut binary(&dir.0, &acl));
     assert_ne!(code, 0);

@@ -47,14 +47,20 @@ pub const OUTPUT_BYTES_MAX_PER_CONN: usize = 64 * 1024;
 const IN_FLIGHT_MAX: usize = 64;
 /// Frames this large or larger are decoded off the shard's thread.
 pub const OFFLOAD_FRAME_BYTES_MIN: usize = 64 * 1024;
-/// How often a reader paused by the shard's budget looks again.
-const BUDGET_RECHECK: Duration = Duration::from_millis(5);
+/// A reader paused by the shard's budget is woken when the shard is back
+/// under it or its own replies move; it looks again after this at the
+/// latest.
+const BUDGET_RECHECK: Duration = Duration::from_millis(100);
 /// Requests a connection serves in a row before it lets the shard's other
 /// tasks run: a client that pipelines without pause gets its turn, not
 /// the shard.
 const FRAMES_PER_TURN: usize = 4;
 
 const _: () = assert!(READ_BUF_START <= OFFLOAD_FRAME_BYTES_MIN);
+const _: () = assert!(
+    crate::config::BUFFER_BYTES_MAX_PER_SHARD_MIN
+        >= 8 * OUTPUT_BYTES_MAX_PER_CONN + OFFLOAD_FRAME_BYTES_MIN
+);
 const _: () = assert!(OFFLOAD_FRAME_BYTES_MIN <= FRAME_SIZE_MAX);
 
 /// What the shard knows of one open connection.
@@ -153,9 +159,14 @@ impl Outbox {
 /// Adds `delta` bytes to what `conn` holds of the shard's budget.
 fn hold(ctx: &ShardCtx, conn: &Conn, delta: isize) {
     conn.held.set(conn.held.get().wrapping_add_signed(delta));
-    ctx.stats
+    let before = ctx
+        .stats
         .buffer_bytes
         .fetch_add(delta as usize, Ordering::Relaxed);
+    let budget = ctx.startup.buffer_bytes_max_per_shard;
+    if delta < 0 && before > budget && before.wrapping_add_signed(delta) <= budget {
+        ctx.budget_eased.notify_all();
+    }
 }
 
 /// Whether the shard is over its budget and `conn`, with replies queued,
@@ -185,8 +196,30 @@ fn push_reply(ctx: &ShardCtx, conn: &Conn, frame: &[u8]) {
     let _ = outbox.bell.0.try_send(());
 }
 
+/// Sets a socket buffer size option when configured (Java applies them to
+/// accepted channels the same way).
+fn set_buffer_size(fd: RawFd, option: libc::c_int, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    let value = bytes.min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: setsockopt reads an int from a valid pointer of its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 pub async fn serve(stream: TcpStream, ctx: &Rc<ShardCtx>, id: ConnId) {
     let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    set_buffer_size(fd, libc::SO_SNDBUF, ctx.startup.socket_send_buffer_bytes);
+    set_buffer_size(fd, libc::SO_RCVBUF, ctx.startup.socket_recv_buffer_bytes);
     let peer = stream.peer_addr().ok();
     let now_ms = ctx.clock.now_ms();
     let conn = Rc::new(Conn {
@@ -354,7 +387,12 @@ async fn wait_for_room(ctx: &ShardCtx, conn: &Conn) {
             if !std::mem::replace(&mut paused, true) {
                 ctx.stats.budget_paused.fetch_add(1, Ordering::Relaxed);
             }
-            glommio::timer::sleep(BUDGET_RECHECK).await;
+            let eased = ctx.budget_eased.wait();
+            let moved = async {
+                outbox.progress.1.recv().await;
+            };
+            let late = glommio::timer::sleep(BUDGET_RECHECK);
+            futures_lite::future::or(eased, futures_lite::future::or(moved, late)).await;
             continue;
         }
         if outbox.unsent.get() > OUTPUT_BYTES_MAX_PER_CONN || conn.in_flight.get() >= IN_FLIGHT_MAX

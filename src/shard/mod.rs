@@ -72,6 +72,48 @@ pub struct ShardCtx {
     warned_broken: Cell<bool>,
     /// Every open connection of this shard, for the housekeeping tick.
     conns: RefCell<HashMap<ConnId, Rc<conn::Conn>>>,
+    /// Wakes the readers paused by the budget once the shard is under it.
+    pub budget_eased: Wakeup,
+}
+
+/// Wakes every task waiting on it (a single-threaded notify). A waiter
+/// that stops waiting (dropped) leaves nothing behind.
+#[derive(Default)]
+pub struct Wakeup {
+    generation: Cell<u64>,
+    next_token: Cell<u64>,
+    waiters: RefCell<HashMap<u64, std::task::Waker>>,
+}
+
+impl Wakeup {
+    pub fn notify_all(&self) {
+        self.generation.set(self.generation.get() + 1);
+        for (_, waker) in self.waiters.take() {
+            waker.wake();
+        }
+    }
+
+    /// Resolves at the next `notify_all`.
+    pub async fn wait(&self) {
+        struct Waiting<'a>(&'a Wakeup, u64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.waiters.borrow_mut().remove(&self.1);
+            }
+        }
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        let _waiting = Waiting(self, token);
+        let seen = self.generation.get();
+        std::future::poll_fn(|cx| {
+            if self.generation.get() != seen {
+                return std::task::Poll::Ready(());
+            }
+            self.waiters.borrow_mut().insert(token, cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
 }
 
 impl ShardCtx {
@@ -263,6 +305,7 @@ async fn accept_loop(
         stats,
         warned_broken: Cell::new(false),
         conns: RefCell::new(HashMap::new()),
+        budget_eased: Wakeup::default(),
     });
     spawn_housekeeping(ctx.clone(), close_requests);
     let mut warned_accept = false;
