@@ -4,7 +4,7 @@
 //! Maps come out in ascending key order in both dialects: numeric order for
 //! broker ids, string order for names (DECISIONS 19).
 
-use super::table::{RouteTable, TopicQueues};
+use super::table::{BrokerGroup, QueueData, RouteTable};
 use super::PERM_WRITE;
 use crate::protocol::body::TopicQueueMappingInfo;
 use crate::protocol::json::{self, Dialect};
@@ -55,33 +55,19 @@ pub struct TopicRoute {
 pub fn assemble(table: &RouteTable, topic: &str, order_conf: Option<&str>) -> Option<TopicRoute> {
     let queues = table.topic(topic)?;
     let mut broker_datas = Vec::with_capacity(queues.len());
-    let mut filter_server_table = BTreeMap::new();
-    for name in queues.keys() {
+    for (name, queue) in queues.iter() {
         let Some(group) = table.brokers().get(name) else {
             continue;
         };
-        for addr in group.addrs.values() {
-            if let Some(list) = table.filter_servers(&group.cluster, addr) {
-                filter_server_table.insert(addr.clone(), list.clone());
-            }
-        }
-        broker_datas.push(BrokerData {
-            broker_addrs: group.addrs.clone(),
-            broker_name: name.clone(),
-            cluster: group.cluster.clone(),
-            enable_acting_master: group.acting_master,
-            zone_name: group.zone.clone(),
-        });
+        broker_datas.push(broker_data(table, topic, name, group, queue));
     }
     if queues.is_empty() || broker_datas.is_empty() {
         return None;
     }
-    if table.settings().support_acting_master && !topic.starts_with(SYNC_BROKER_MEMBER_PREFIX) {
-        rewrite_acting_master(&mut broker_datas, queues);
-    }
     Some(TopicRoute {
         broker_datas,
-        filter_server_table,
+        // The table's rule, which its change tracking follows too.
+        filter_server_table: table.route_filter_servers(queues),
         order_topic_conf: order_conf.map(str::to_string),
         queue_datas: queues
             .iter()
@@ -97,26 +83,39 @@ pub fn assemble(table: &RouteTable, topic: &str, order_conf: Option<&str>) -> Op
     })
 }
 
-/// §6 step 6: a headless acting-master group whose queues are not writable
-/// shows its smallest-id slave as id 0.
-fn rewrite_acting_master(broker_datas: &mut [BrokerData], queues: &TopicQueues) {
-    let headless = |b: &BrokerData| !b.broker_addrs.is_empty() && !b.broker_addrs.contains_key(&0);
-    if !broker_datas.iter().any(headless) {
-        return;
+/// The `BrokerData` a route of `topic` shows for group `name`, whose
+/// QueueData in that topic is `queue`: a copy of the group, with the
+/// acting-master rewrite of §6 step 6 (when `supportActingMaster` is on and
+/// the topic is not a sync-member topic, a headless acting-master group
+/// whose queues are not writable shows its smallest-id slave as id 0).
+/// Java first asks whether any group of the route is headless; a group the
+/// rewrite applies to is one, so the rule needs no other group. The table's
+/// change tracking compares these too.
+pub fn broker_data(
+    table: &RouteTable,
+    topic: &str,
+    name: &str,
+    group: &BrokerGroup,
+    queue: &QueueData,
+) -> BrokerData {
+    let mut broker_addrs = group.addrs.clone();
+    let rewrite = table.settings().support_acting_master
+        && !topic.starts_with(SYNC_BROKER_MEMBER_PREFIX)
+        && group.acting_master
+        && !broker_addrs.is_empty()
+        && !broker_addrs.contains_key(&0)
+        && queue.perm & PERM_WRITE == 0;
+    if rewrite {
+        if let Some((_, addr)) = broker_addrs.pop_first() {
+            broker_addrs.insert(0, addr);
+        }
     }
-    for b in broker_datas.iter_mut() {
-        if !headless(b) || !b.enable_acting_master {
-            continue;
-        }
-        let writable = queues
-            .get(&b.broker_name)
-            .is_some_and(|q| q.perm & PERM_WRITE != 0);
-        if writable {
-            continue;
-        }
-        if let Some((_, addr)) = b.broker_addrs.pop_first() {
-            b.broker_addrs.insert(0, addr);
-        }
+    BrokerData {
+        broker_addrs,
+        broker_name: name.to_string(),
+        cluster: group.cluster.clone(),
+        enable_acting_master: group.acting_master,
+        zone_name: group.zone.clone(),
     }
 }
 

@@ -4,7 +4,26 @@
 //! writer rebuilds only those topics (DECISIONS 2, 10); and unregistrations
 //! carry a receive stamp that fences them against newer registrations
 //! (DECISIONS 13).
+//!
+//! One deliberate difference from Java: the expiry scan drops a liveness
+//! entry whose address no broker group holds any more, in any cluster
+//! (`expired`). Java keeps every expired entry that no group of its own
+//! cluster holds, forever: nothing but a 104 for that exact (cluster,
+//! address) or a new registration of it removes it. Such entries are made
+//! by ordinary churn, not only by odd clients: a broker that dies without
+//! unregistering and whose id is taken over by a new address (a
+//! rescheduled pod with a new IP) before it expires leaves one behind, so
+//! in Java the table grows with the history of addresses, not with the
+//! registry. An expired entry whose address some group of another cluster
+//! still holds is kept, as in Java (it answers QUERY_DATA_VERSION and
+//! decides whether the next registration of that (cluster, address)
+//! carries a new data version); those are bounded by what the registry
+//! holds now. A dropped entry belongs to an address that is in no route,
+//! and it changes only what a dead broker coming back would be told: a
+//! QUERY_DATA_VERSION answers `changed`, so the broker registers again
+//! rather than believing it is still registered.
 
+use super::encode;
 use super::{ConnId, BROKER_TIMEOUT_DEFAULT_MS, PERM_READ, PERM_WRITE};
 use crate::protocol::body::{DataVersion, RegisterBody, TopicQueueMappingInfo};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -305,6 +324,25 @@ impl RouteTable {
             .get(&(cluster.to_string(), addr.to_string()))
     }
 
+    /// The `filterServerTable` of a route over `queues` (§6 step 3): each
+    /// address of each group shows the filter servers of (the group's
+    /// cluster, the address); where two groups of the route hold one
+    /// address, the later one by name that has a list wins.
+    pub fn route_filter_servers(&self, queues: &TopicQueues) -> BTreeMap<String, Vec<String>> {
+        let mut table = BTreeMap::new();
+        if self.filter_servers.is_empty() {
+            return table;
+        }
+        for group in queues.keys().filter_map(|name| self.brokers.get(name)) {
+            for addr in group.addrs.values() {
+                if let Some(list) = self.filter_servers(&group.cluster, addr) {
+                    table.insert(addr.clone(), list.clone());
+                }
+            }
+        }
+        table
+    }
+
     pub fn mappings(&self, topic: &str) -> Option<&BTreeMap<String, TopicQueueMappingInfo>> {
         self.mappings.get(topic)
     }
@@ -325,9 +363,10 @@ impl RouteTable {
         {
             self.changes.brokers = true;
         }
-        // Steps 2-3.
+        // Steps 2-3. What the group was, to tell what of it changed.
+        let previous = self.brokers.get(&reg.name).cloned();
         let mut register_first = false;
-        if !self.brokers.contains_key(&reg.name) {
+        if previous.is_none() {
             register_first = true;
             self.changes.brokers = true;
             let group = BrokerGroup {
@@ -341,55 +380,43 @@ impl RouteTable {
         let is_old_version = reg.acting_master.is_none();
         let acting_master = reg.acting_master.unwrap_or(false);
         let group = self.brokers.get_mut(&reg.name).expect("inserted above");
-        let mut group_changed = false;
-        if group.acting_master != acting_master || group.zone != reg.zone {
-            group.acting_master = acting_master;
-            group.zone = reg.zone.clone();
-            group_changed = true;
-        }
+        group.acting_master = acting_master;
+        group.zone = reg.zone.clone();
         // Step 4: an empty group counts its previous minimum as 0.
         let min_id_changed = reg.id < group.addrs.keys().next().copied().unwrap_or(0);
         // Step 5: the same address under another id (a role switch).
-        let before = group.addrs.len();
         group
             .addrs
             .retain(|id, addr| *addr != reg.addr || *id == reg.id);
-        group_changed |= group.addrs.len() != before;
         // Step 6: a newer holder of this id wins.
         if let Some(old_addr) = group.addrs.get(&reg.id).filter(|a| **a != reg.addr) {
             let holder = self.live.get(&(reg.cluster.clone(), old_addr.clone()));
             let incoming = reg.body.data_version.state_version;
             if holder.is_some_and(|h| h.data_version.state_version > incoming) {
                 self.live.remove(&key);
-                if group_changed {
-                    self.mark_broker(&reg.name);
-                }
+                self.mark_group_change(&reg.name, previous.as_ref());
                 return RegisterOutcome::Superseded;
             }
         }
         // Step 7: the single-topic guard.
         if !group.addrs.contains_key(&reg.id) && reg.body.topics.len() == 1 {
-            if group_changed {
-                self.mark_broker(&reg.name);
-            }
+            self.mark_group_change(&reg.name, previous.as_ref());
             return RegisterOutcome::Refused;
         }
         // Step 8.
         let old_addr = group.addrs.insert(reg.id, reg.addr.clone());
         register_first |= old_addr.as_deref().is_none_or(str::is_empty);
-        group_changed |= old_addr.as_deref() != Some(reg.addr.as_str());
         // Step 9.
         let is_master = reg.id == 0;
         let min_id = *group.addrs.keys().next().expect("just inserted");
         let is_prime_slave = !is_old_version && !is_master && reg.id == min_id;
         let wipe_write = is_prime_slave && group.acting_master;
-        if group_changed {
-            self.mark_broker(&reg.name);
-        }
         // Step 10.
         if is_master || is_prime_slave {
             self.apply_topics(&reg, &key, register_first, wipe_write);
         }
+        // After step 10, so the routes compare under the perms they show.
+        self.mark_group_change(&reg.name, previous.as_ref());
         // Step 11.
         let info = LiveInfo {
             last_update_ms: now_ms,
@@ -474,30 +501,63 @@ impl RouteTable {
             };
             self.put_queue_data(topic, &reg.name, data);
         }
-        // 10.3
+        // 10.3: kept even for a topic with no route; it shows once the
+        // topic has one (and that marks the topic).
         if version_changed || first {
             for (topic, info) in &reg.body.mappings {
                 let bname = info.bname.clone().unwrap_or_default();
                 let per_topic = self.mappings.entry(topic.clone()).or_default();
                 if per_topic.get(&bname) != Some(info) {
                     per_topic.insert(bname, info.clone());
-                    self.changes.topics.insert(topic.clone());
+                    if self.topics.contains_key(topic) {
+                        self.changes.topics.insert(topic.clone());
+                    }
                 }
             }
         }
     }
 
+    /// Step 12: `None` leaves the list alone, an empty list removes it.
     fn apply_filter_servers(&mut self, reg: &Registration, key: LiveKey) {
         let Some(list) = &reg.body.filter_servers else {
             return;
         };
-        let changed = if list.is_empty() {
-            self.filter_servers.remove(&key).is_some()
-        } else {
-            self.filter_servers.insert(key, list.clone()).as_ref() != Some(list)
+        let list = (!list.is_empty()).then(|| list.clone());
+        self.set_filter_servers(key, list);
+    }
+
+    /// Stores (`Some`) or removes (`None`) the filter servers of (cluster,
+    /// address), and marks the routes that show the difference. A list
+    /// shows in the route of every group of that cluster holding the
+    /// address, whichever group the request named; and a route whose
+    /// other group shows its own list for the address does not change.
+    fn set_filter_servers(&mut self, key: LiveKey, list: Option<Vec<String>>) {
+        if self.filter_servers.get(&key) == list.as_ref() {
+            return;
+        }
+        let (cluster, addr) = &key;
+        let topics: BTreeSet<String> = self
+            .brokers
+            .iter()
+            .filter(|(_, g)| g.cluster == *cluster && g.addrs.values().any(|a| a == addr))
+            .filter_map(|(name, _)| self.broker_topics.get(name))
+            .flatten()
+            .cloned()
+            .collect();
+        let shown = |t: &Self, topic: &str| {
+            t.topics
+                .get(topic)
+                .and_then(|q| t.route_filter_servers(q).remove(addr))
         };
-        if changed {
-            self.mark_broker_topics(&reg.name);
+        let before: Vec<Option<Vec<String>>> = topics.iter().map(|t| shown(self, t)).collect();
+        match list {
+            Some(list) => self.filter_servers.insert(key.clone(), list),
+            None => self.filter_servers.remove(&key),
+        };
+        for (topic, before) in topics.into_iter().zip(before) {
+            if shown(self, &topic) != before {
+                self.changes.topics.insert(topic);
+            }
         }
     }
 
@@ -571,13 +631,43 @@ impl RouteTable {
         }
     }
 
+    /// Group `name` may differ from `before`: the cluster info shows any
+    /// difference, a route only a difference in the group's `BrokerData` as
+    /// the route presents it (a slave filling id 0 of a headless group
+    /// that the route already showed as acting master changes no route).
+    /// A topic whose QueueData changed meanwhile is marked by that change,
+    /// so comparing both under its current QueueData is exact.
+    fn mark_group_change(&mut self, name: &str, before: Option<&BrokerGroup>) {
+        let Some(after) = self.brokers.get(name) else {
+            return;
+        };
+        if before == Some(after) {
+            return;
+        }
+        // Only the acting-master rewrite can make two groups look alike.
+        let Some(before) = before.filter(|_| self.settings.support_acting_master) else {
+            self.mark_broker(name);
+            return;
+        };
+        self.changes.brokers = true;
+        let changed: Vec<String> = self
+            .broker_topics
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|topic| {
+                let queue = &self.topics[topic.as_str()][name];
+                encode::broker_data(self, topic, name, before, queue)
+                    != encode::broker_data(self, topic, name, after, queue)
+            })
+            .cloned()
+            .collect();
+        self.changes.topics.extend(changed);
+    }
+
     /// The group itself changed: cluster info and every route naming it.
     fn mark_broker(&mut self, name: &str) {
         self.changes.brokers = true;
-        self.mark_broker_topics(name);
-    }
-
-    fn mark_broker_topics(&mut self, name: &str) {
         if let Some(topics) = self.broker_topics.get(name) {
             self.changes.topics.extend(topics.iter().cloned());
         }
@@ -615,8 +705,10 @@ impl RouteTable {
     }
 
     /// Unregistrations for every broker whose liveness ran out (§5 scan).
-    /// Entries that no group of their cluster holds are dropped with no
-    /// unregistration.
+    /// An entry that no group of its cluster holds gets none and stays, as
+    /// in Java, while a group of another cluster holds its address; when
+    /// no group holds the address at all it is dropped (the one deviation
+    /// of this module, see its doc).
     pub fn expired(&mut self, now_ms: u64) -> Vec<Unregistration> {
         let dead: Vec<LiveKey> = self
             .live
@@ -626,11 +718,16 @@ impl RouteTable {
             .collect();
         let mut out = Vec::new();
         for (cluster, addr) in dead {
-            match self.find_member(&cluster, &addr) {
-                Some(u) => out.push(u),
-                None => {
-                    self.live.remove(&(cluster, addr));
-                }
+            if let Some(u) = self.find_member(&cluster, &addr) {
+                out.push(u);
+                continue;
+            }
+            let held = self
+                .brokers
+                .values()
+                .any(|g| g.addrs.values().any(|a| *a == addr));
+            if !held {
+                self.live.remove(&(cluster, addr));
             }
         }
         out
@@ -676,24 +773,27 @@ impl RouteTable {
         {
             return false;
         }
+        // Step 1.
         self.live.remove(&key);
-        if self.filter_servers.remove(&key).is_some() {
-            self.mark_broker_topics(&u.name);
-        }
+        self.set_filter_servers(key, None);
+        // Step 2. The name is "removed" when no address is left, and
+        // "reduced" otherwise, whether or not the address was in the group:
+        // an empty group (left by a refused registration) goes, and a
+        // headless acting-master group loses its write bits.
         let Some(group) = self.brokers.get_mut(&u.name) else {
             return true;
         };
         let was_min = group.addrs.keys().next() == Some(&u.id);
         let before = group.addrs.len();
         group.addrs.retain(|_, addr| *addr != u.addr);
-        if group.addrs.len() == before {
-            return true;
-        }
+        let matched = group.addrs.len() != before;
         if group.addrs.is_empty() {
+            // Step 3 and the topic clean-up.
             self.remove_group(&u.name, &u.cluster);
             return true;
         }
         let headless = group.acting_master && !group.addrs.contains_key(&0);
+        // As Java: the request's id alone decides `was_min`, matched or not.
         if was_min && group.acting_master && self.settings.notify_min_broker_id_changed {
             let (min_id, min_addr) = group.addrs.iter().next().expect("not empty");
             self.notices.push(MinIdNotice {
@@ -704,7 +804,9 @@ impl RouteTable {
                 ha_broker_addr: None,
             });
         }
-        self.mark_broker(&u.name);
+        if matched {
+            self.mark_broker(&u.name);
+        }
         if headless {
             self.wipe_write_perm(&u.name);
         }
@@ -781,10 +883,17 @@ impl RouteTable {
                 return Err(format!("topic limit reached: topicsMax={max}"));
             }
         }
+        // The entries up to the first unknown group, the last one of each
+        // group winning: what applying them in order leaves, without
+        // marking a topic whose later entry undoes an earlier one.
+        let mut applied: BTreeMap<String, QueueData> = BTreeMap::new();
         for (name, data) in entries {
             if !known(self, &name) {
                 break;
             }
+            applied.insert(name, data);
+        }
+        for (name, data) in applied {
             self.put_queue_data(topic, &name, data);
         }
         Ok(())
