@@ -16,7 +16,8 @@
 //! its other connections; the reader waits for it, so the connection's
 //! requests still reach the writer in order.
 
-use super::dispatch::{self, Handled, Prepared};
+use super::dispatch::{self, Handled};
+use super::prepare::{self, Prepared};
 use super::ShardCtx;
 use crate::metrics;
 use crate::protocol::codes::request::GET_ROUTEINFO_BY_TOPIC;
@@ -277,7 +278,7 @@ async fn read_loop(
                 let Some(frame) = frame::decode(buf, FRAME_SIZE_MAX)? else {
                     break;
                 };
-                dispatch::prepare(frame)
+                prepare::prepare(frame)
             };
             serve_one(ctx, conn, prepared);
             wait_for_room(ctx, conn).await;
@@ -327,7 +328,7 @@ async fn offload(
     let size = part.len() as isize;
     hold(ctx, conn, size);
     ctx.stats.offloaded.fetch_add(1, Ordering::Relaxed);
-    let decode = move || frame::decode(&mut part, FRAME_SIZE_MAX).map(|f| f.map(dispatch::prepare));
+    let decode = move || frame::decode(&mut part, FRAME_SIZE_MAX).map(|f| f.map(prepare::prepare));
     let outcome = super::off_shard(decode).await;
     hold(ctx, conn, -size);
     match outcome {

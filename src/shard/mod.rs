@@ -4,6 +4,7 @@
 
 pub mod conn;
 pub mod dispatch;
+pub mod prepare;
 
 use crate::clock::Clock;
 use crate::config::{RuntimeSettings, StartupSettings};
