@@ -92,6 +92,30 @@ if [[ $pin == 1 ]] && command -v taskset >/dev/null; then
 fi
 echo "$placement"
 
+# Busy share of each CPU over 2 s, from /proc/stat ("cpu0 3% cpu1 1%").
+cpu_busy() {
+    local a b
+    a="$(grep '^cpu[0-9]' /proc/stat)"; sleep 2; b="$(grep '^cpu[0-9]' /proc/stat)"
+    paste <(echo "$a") <(echo "$b") | awk '{
+        n = (NF - 2) / 2; t1 = 0; t2 = 0
+        for (i = 2; i <= 9; i++) t1 += $i
+        for (i = n + 3; i <= n + 10; i++) t2 += $i
+        i1 = $5 + $6; i2 = $(n + 6) + $(n + 7)
+        printf "%s %d%% ", $1, ((t2 - t1) - (i2 - i1)) * 100 / ((t2 - t1) > 0 ? (t2 - t1) : 1)
+    }'
+}
+# The machine is shared: wait up to 5 min for other work to leave the
+# CPUs (every CPU under 10 % busy) so it is not measured with ours.
+wait_quiet() {
+    local busy
+    for _ in $(seq 60); do
+        busy="$(cpu_busy)"
+        if ! echo "$busy" | grep -qE '([1-9][0-9]|100)%'; then break; fi
+        echo "machine busy ($busy), waiting" >&2
+        sleep 3
+    done
+    quiet="$busy"
+}
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -99,6 +123,7 @@ free_port() {
 # end-of-run memory and counters, the server stopped.
 run_case() { # NAME EXTRA-CLIENT-ARGS...
     local name="$1"; shift
+    wait_quiet
     local port http addr metrics
     port="$(free_port)" http="$(free_port)"
     addr="127.0.0.1:$port" metrics="127.0.0.1:$http"
@@ -140,6 +165,8 @@ run_case() { # NAME EXTRA-CLIENT-ARGS...
         echo "Server: \`rocketns ${server_args[*]}\` (ports and paths of this run)."
         echo
         echo "Client: \`rocketns-load ${client_args[*]}\`"
+        echo
+        echo "CPUs busy just before the case (other tenants): $quiet."
         echo
         echo "Server at the end of the run: peak resident memory (VmHWM) $hwm, resident $rss;"
         echo "rocketns_buffer_bytes $(metric rocketns_buffer_bytes), rocketns_budget_paused_total $(metric rocketns_budget_paused_total),"

@@ -366,6 +366,8 @@ struct Measured {
     phases: Vec<Stats>,
     /// Per phase: how late the measuring thread's 1 ms timer woke.
     lag: Vec<Stats>,
+    /// Per phase: the run's broker's re-registrations (each second).
+    registrations: Vec<Stats>,
     /// Errors outside every phase (warm-up, gaps, the end).
     between: Stats,
     cpus: String,
@@ -382,6 +384,7 @@ struct Measure {
     end: Instant,
     stats: RefCell<Vec<Stats>>,
     lag: RefCell<Vec<Stats>>,
+    registrations: RefCell<Vec<Stats>>,
     between: RefCell<Stats>,
     verifier: RefCell<Verifier>,
 }
@@ -489,6 +492,7 @@ async fn registered(
 async fn keep_registered(ctx: Rc<Measure>, mut s: Option<TcpStream>, frame: Rc<Vec<u8>>) {
     loop {
         sleep(BROKER_PERIOD).await;
+        let sent = Instant::now();
         let result = match s.as_mut() {
             Some(st) => register_on(st, &frame).await,
             None => match registered(ctx.addr, ctx.timeout, &frame).await {
@@ -499,9 +503,16 @@ async fn keep_registered(ctx: Rc<Measure>, mut s: Option<TcpStream>, frame: Rc<V
                 Err(k) => Err(k),
             },
         };
-        if let Err(kind) = result {
-            ctx.error_at(Instant::now(), &kind);
-            s = None;
+        match result {
+            Ok(()) => {
+                if let Some(i) = ctx.phase_of(sent) {
+                    ctx.registrations.borrow_mut()[i].ok(sent.elapsed());
+                }
+            }
+            Err(kind) => {
+                ctx.error_at(sent, &kind);
+                s = None;
+            }
         }
     }
 }
@@ -561,6 +572,7 @@ async fn measure(m: MeasureSettings, tx: mpsc::Sender<Vec<Phase>>) -> Result<Mea
         end,
         stats: RefCell::new(phases.iter().map(|_| Stats::default()).collect()),
         lag: RefCell::new(phases.iter().map(|_| Stats::default()).collect()),
+        registrations: RefCell::new(phases.iter().map(|_| Stats::default()).collect()),
         between: RefCell::new(Stats::default()),
         verifier: RefCell::new(Verifier::default()),
     });
@@ -587,6 +599,7 @@ async fn measure(m: MeasureSettings, tx: mpsc::Sender<Vec<Phase>>) -> Result<Mea
     Ok(Measured {
         phases: ctx.stats.take(),
         lag: ctx.lag.take(),
+        registrations: ctx.registrations.take(),
         between: ctx.between.take(),
         cpus,
     })
@@ -689,12 +702,18 @@ const GAUGES: [&str; 2] = ["rocketns_buffer_bytes", "rocketns_connections"];
 
 #[derive(Clone, Default)]
 struct PhaseServer {
-    /// CPU seconds by thread name, the server's and this process's.
-    server_cpu: BTreeMap<String, f64>,
-    client_cpu: BTreeMap<String, f64>,
+    /// Run and run-queue wait by thread, the server's and this process's.
+    server_cpu: ThreadTimes,
+    client_cpu: ThreadTimes,
+    /// Share of each CPU's time that anything (these processes, others,
+    /// interrupts) used, from /proc/stat: shows load from other tenants.
+    machine_busy: Vec<f64>,
     deltas: BTreeMap<&'static str, f64>,
     peaks: BTreeMap<&'static str, f64>,
     peak_rss_mb: Option<f64>,
+    /// Memory the kernel holds for TCP sockets (all of them: the server's
+    /// unsent replies are there), from /proc/net/sockstat.
+    peak_tcp_mem_mb: Option<f64>,
     samples: u64,
     failed_samples: u64,
 }
@@ -737,61 +756,90 @@ fn scrape(addr: SocketAddr) -> Option<HashMap<String, f64>> {
         .then(|| parse_metrics(body))
 }
 
-/// CPU seconds each thread of `pid` has used, by thread name; threads
-/// that share a name (an executor and its blocking pool) are told apart
-/// by their id, `name[tid]`.
-fn cpu_by_thread(pid: u32) -> BTreeMap<String, f64> {
-    // SAFETY: sysconf only reads a constant.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let mut threads: Vec<(String, String, f64)> = Vec::new();
+/// Per thread: seconds on a CPU and seconds runnable but waiting for one.
+type ThreadTimes = BTreeMap<String, (f64, f64)>;
+
+/// The times of each thread of `pid` so far, from its schedstat, by
+/// thread name; threads that share a name (an executor and its blocking
+/// pool) are told apart by their id, `name[tid]`.
+fn thread_times(pid: u32) -> ThreadTimes {
+    let mut threads: Vec<(String, String, f64, f64)> = Vec::new();
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return BTreeMap::new();
+        return ThreadTimes::new();
     };
     for entry in dir.flatten() {
         let tid = entry.file_name().to_string_lossy().into_owned();
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+        let read = |f: &str| std::fs::read_to_string(entry.path().join(f)).ok();
+        let (Some(comm), Some(sched)) = (read("comm"), read("schedstat")) else {
             continue;
         };
-        // "tid (name) state ppid ...": utime and stime are the 12th and
-        // 13th fields after the name.
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let name = head.split_once('(').map_or("?", |(_, n)| n);
-        let f: Vec<f64> = rest
+        // "ns on a CPU, ns waiting on a run queue, time slices"
+        let f: Vec<f64> = sched
             .split_whitespace()
-            .skip(11)
             .take(2)
             .filter_map(|v| v.parse().ok())
             .collect();
         if f.len() == 2 {
-            threads.push((name.to_string(), tid, (f[0] + f[1]) / tick));
+            threads.push((comm.trim().to_string(), tid, f[0] / 1e9, f[1] / 1e9));
         }
     }
     let shared = |name: &str| threads.iter().filter(|t| t.0 == name).count() > 1;
     threads
         .iter()
-        .map(|(name, tid, cpu)| {
+        .map(|(name, tid, run, wait)| {
             let key = if shared(name) {
                 format!("{name}[{tid}]")
             } else {
                 name.clone()
             };
-            (key, *cpu)
+            (key, (*run, *wait))
+        })
+        .collect()
+}
+
+/// (busy, total) jiffies of each CPU, from /proc/stat.
+fn cpu_times() -> Vec<(u64, u64)> {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return Vec::new();
+    };
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .map(|l| {
+            // user nice system idle iowait irq softirq steal ...
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .take(8)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let total: u64 = f.iter().sum();
+            let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+            (total - idle, total)
         })
         .collect()
 }
 
 /// `after - before` by name, names absent before counted from zero.
-fn cpu_delta(
-    before: &BTreeMap<String, f64>,
-    after: &BTreeMap<String, f64>,
-) -> BTreeMap<String, f64> {
+fn times_delta(before: &ThreadTimes, after: &ThreadTimes) -> ThreadTimes {
     after
         .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v > 0.0)
+        .map(|(k, v)| {
+            let b = before.get(k).copied().unwrap_or((0.0, 0.0));
+            (k.clone(), (v.0 - b.0, v.1 - b.1))
+        })
+        .filter(|(_, v)| v.0 > 0.0 || v.1 > 0.0)
         .collect()
+}
+
+fn tcp_mem_mb() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "mem")?;
+    let pages: f64 = words.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64;
+    Some((pages * page / (1 << 20) as f64 * 10.0).round() / 10.0)
 }
 
 fn rss_mb(pid: u32) -> Option<f64> {
@@ -819,6 +867,9 @@ fn sample(
         if let Some(mb) = pid.and_then(rss_mb) {
             out.peak_rss_mb = Some(out.peak_rss_mb.map_or(mb, |p: f64| p.max(mb)));
         }
+        if let Some(mb) = tcp_mem_mb() {
+            out.peak_tcp_mem_mb = Some(out.peak_tcp_mem_mb.map_or(mb, |p: f64| p.max(mb)));
+        }
         let m = metrics.and_then(scrape);
         match &m {
             Some(m) => {
@@ -842,10 +893,8 @@ fn sample(
             std::thread::sleep(d);
         }
         let me = std::process::id();
-        let cpu_before = (
-            pid.map(cpu_by_thread).unwrap_or_default(),
-            cpu_by_thread(me),
-        );
+        let cpu_before = (pid.map(thread_times).unwrap_or_default(), thread_times(me));
+        let machine_before = cpu_times();
         let first = take(&mut out);
         let mut last = first.clone();
         loop {
@@ -858,8 +907,16 @@ fn sample(
                 last = Some(m);
             }
         }
-        out.server_cpu = cpu_delta(&cpu_before.0, &pid.map(cpu_by_thread).unwrap_or_default());
-        out.client_cpu = cpu_delta(&cpu_before.1, &cpu_by_thread(me));
+        out.server_cpu = times_delta(&cpu_before.0, &pid.map(thread_times).unwrap_or_default());
+        out.client_cpu = times_delta(&cpu_before.1, &thread_times(me));
+        out.machine_busy = machine_before
+            .iter()
+            .zip(cpu_times())
+            .map(|(a, b)| {
+                let total = b.1.saturating_sub(a.1).max(1) as f64;
+                (b.0.saturating_sub(a.0) as f64 / total * 1000.0).round() / 1000.0
+            })
+            .collect();
         if let (Some(a), Some(b)) = (&first, &last) {
             for c in COUNTERS {
                 if let (Some(x), Some(y)) = (a.get(c), b.get(c)) {
@@ -963,12 +1020,33 @@ fn report(
         for (who, cpu) in [("server", &sv.server_cpu), ("client", &sv.client_cpu)] {
             let shown: Vec<String> = cpu
                 .iter()
-                .filter(|(_, v)| **v / secs >= 0.005)
-                .map(|(k, v)| format!("{k} {:.0}%", v / secs * 100.0))
+                .filter(|(_, v)| v.0 / secs >= 0.005)
+                .map(|(k, v)| {
+                    format!(
+                        "{k} {:.0}% / {:.1}%",
+                        v.0 / secs * 100.0,
+                        v.1 / secs * 100.0
+                    )
+                })
                 .collect();
             if !shown.is_empty() {
-                h.push_str(&format!("  {who} CPU by thread: {}\n", shown.join(", ")));
+                h.push_str(&format!(
+                    "  {who} threads, on a CPU / waiting for one: {}\n",
+                    shown.join(", ")
+                ));
             }
+        }
+        if !sv.machine_busy.is_empty() {
+            let busy: Vec<String> = sv
+                .machine_busy
+                .iter()
+                .enumerate()
+                .map(|(c, b)| format!("CPU {c} {:.0}%", b * 100.0))
+                .collect();
+            h.push_str(&format!(
+                "  machine CPU busy (any process, interrupts; tick-sampled): {}\n",
+                busy.join(", ")
+            ));
         }
         let lag = &measured.lag[i];
         h.push_str(&format!(
@@ -976,6 +1054,13 @@ fn report(
             lag.us(0.5),
             lag.us(0.99),
             lag.max_us()
+        ));
+        let reg = &measured.registrations[i];
+        h.push_str(&format!(
+            "  the run's broker re-registering each second: {} answered, p50 {} µs, max {} µs\n",
+            reg.ok,
+            reg.us(0.5),
+            reg.max_us()
         ));
         if !sv.deltas.is_empty() || sv.peak_rss_mb.is_some() {
             let mut parts: Vec<String> = sv
@@ -990,6 +1075,9 @@ fn report(
             );
             if let Some(mb) = sv.peak_rss_mb {
                 parts.push(format!("peak sampled RSS={mb} MB"));
+            }
+            if let Some(mb) = sv.peak_tcp_mem_mb {
+                parts.push(format!("peak kernel TCP memory={mb} MB"));
             }
             if sv.failed_samples > 0 {
                 parts.push(format!("failed samples={}", sv.failed_samples));
@@ -1086,16 +1174,28 @@ fn phase_json(
     if let Some(mb) = sv.peak_rss_mb {
         server.insert("rss_mb_peak_sampled".into(), mb.into());
     }
+    if let Some(mb) = sv.peak_tcp_mem_mb {
+        o.insert("kernel_tcp_mem_mb_peak_sampled".into(), mb.into());
+    }
     server.insert("samples".into(), sv.samples.into());
-    let cpu = |m: &BTreeMap<String, f64>| -> Value {
+    let r3 = |v: f64| (v * 1000.0).round() / 1000.0;
+    let cpu = |m: &ThreadTimes| -> Value {
         let o: Map<String, Value> = m
             .iter()
-            .map(|(k, v)| (k.clone(), ((v * 1000.0).round() / 1000.0).into()))
+            .map(|(k, v)| (k.clone(), Value::from(vec![r3(v.0), r3(v.1)])))
             .collect();
         Value::Object(o)
     };
-    server.insert("cpu_s_by_thread".into(), cpu(&sv.server_cpu));
-    o.insert("client_cpu_s_by_thread".into(), cpu(&sv.client_cpu));
+    server.insert("threads_run_wait_s".into(), cpu(&sv.server_cpu));
+    o.insert("client_threads_run_wait_s".into(), cpu(&sv.client_cpu));
+    o.insert(
+        "machine_cpu_busy_share".into(),
+        sv.machine_busy.clone().into(),
+    );
+    let reg = &measured.registrations[i];
+    o.insert("broker_register_ok_total".into(), reg.ok.into());
+    o.insert("broker_register_us_p50".into(), reg.us(0.5).into());
+    o.insert("broker_register_us_max".into(), reg.max_us().into());
     let lag = &measured.lag[i];
     o.insert("client_timer_lag_us_p50".into(), lag.us(0.5).into());
     o.insert("client_timer_lag_us_p99".into(), lag.us(0.99).into());
