@@ -45,6 +45,11 @@ pub fn cli() -> Command {
                     .default_value("100"),
             ),
     );
+    let abuse = abuse_args(client_args(Command::new("abuse").about(
+        "lookup latency on one shard while hostile clients run, phase by phase, \
+         against no abuse in the same run; --duration-secs is per phase, --json \
+         prints one line per phase, --seed seeds the large registration's names",
+    )));
     let serve = Command::new("serve-fixed")
         .about("answer every request with one fixed route (the ceiling of machine and client)")
         .arg(
@@ -73,7 +78,7 @@ pub fn cli() -> Command {
         .about("Load generator for a RocketMQ NameServer")
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .subcommands([lookup, register, mixed, storm, serve, report])
+        .subcommands([lookup, register, mixed, storm, abuse, serve, report])
 }
 
 fn duration_arg() -> Arg {
@@ -213,6 +218,102 @@ fn broker_args(c: Command, period: &'static str, churn: &'static str) -> Command
             .long("churn")
             .value_parser(["none", "version", "topics"])
             .default_value(churn),
+    )
+}
+
+/// The `abuse` mode: the measuring client, the phases and each abuse's size.
+fn abuse_args(c: Command) -> Command {
+    c.arg(
+        Arg::new("connections")
+            .long("connections")
+            .help("measuring connections, 1 lookup in flight each, closed loop")
+            .value_parser(value_parser!(u64).range(1..=1000))
+            .default_value("10"),
+    )
+    .arg(
+        Arg::new("rate")
+            .long("rate")
+            .help("pace the measuring client at this many lookups/s in all (still 1 in flight per connection); default: as fast as replies come")
+            .value_parser(value_parser!(f64)),
+    )
+    .arg(
+        Arg::new("topic")
+            .long("topic")
+            .help("the topic the measuring client looks up; registered by the run's own broker")
+            .default_value("T"),
+    )
+    .arg(
+        Arg::new("phases")
+            .long("phases")
+            .help("comma-separated, in order: none, slow-readers, large-frames, flood")
+            .default_value("none,slow-readers,large-frames,flood,none"),
+    )
+    .arg(
+        Arg::new("gap-secs")
+            .long("gap-secs")
+            .help("unmeasured seconds after each phase, for the server to clear the abuse")
+            .value_parser(value_parser!(u64).range(0..=60))
+            .default_value("2"),
+    )
+    .arg(
+        Arg::new("slow-readers")
+            .long("slow-readers")
+            .help("connections that pipeline lookups and never read")
+            .value_parser(value_parser!(u64).range(1..=10_000))
+            .default_value("300"),
+    )
+    .arg(
+        Arg::new("slow-reader-rcvbuf")
+            .long("slow-reader-rcvbuf")
+            .help("SO_RCVBUF of a slow reader's socket, so the kernel does not absorb the replies")
+            .value_parser(value_parser!(u64).range(1..=1 << 24))
+            .default_value("4096"),
+    )
+    .arg(
+        Arg::new("slow-reader-sndbuf")
+            .long("slow-reader-sndbuf")
+            .help("SO_SNDBUF of a slow reader's socket, so its lookups are not queued by the megabyte here")
+            .value_parser(value_parser!(u64).range(1..=1 << 24))
+            .default_value("65536"),
+    )
+    .arg(
+        Arg::new("flood-conns")
+            .long("flood-conns")
+            .help("flood workers, each opening connection after connection")
+            .value_parser(value_parser!(u64).range(1..=15_000))
+            .default_value("1000"),
+    )
+    .arg(
+        Arg::new("flood-hold-ms")
+            .long("flood-hold-ms")
+            .help("a flood connection the server keeps is closed after this long")
+            .value_parser(value_parser!(u64).range(1..=60_000))
+            .default_value("500"),
+    )
+    .arg(
+        Arg::new("abuser-nice")
+            .long("abuser-nice")
+            .help("nice value of the abusers' thread, so it yields the CPU to the measuring thread")
+            .value_parser(value_parser!(i64).range(0..=19))
+            .default_value("19"),
+    )
+    .arg(
+        Arg::new("metrics-addr")
+            .long("metrics-addr")
+            .help("HOST:PORT of the server's HTTP side: its counters per phase"),
+    )
+    .arg(
+        Arg::new("server-pid")
+            .long("server-pid")
+            .help("the server's pid: its resident memory per phase, from /proc")
+            .value_parser(value_parser!(u32)),
+    )
+    .arg(
+        Arg::new("sample-ms")
+            .long("sample-ms")
+            .help("period of the metrics and memory samples")
+            .value_parser(value_parser!(u64).range(10..=10_000))
+            .default_value("250"),
     )
 }
 

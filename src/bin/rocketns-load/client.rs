@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// Awaits `tasks` until `deadline`: what they returned, and the count of
 /// those still running then (dropped, so cancelled).
-async fn join_until<T: 'static>(tasks: Vec<Task<T>>, deadline: Instant) -> (Vec<T>, u64) {
+pub async fn join_until<T: 'static>(tasks: Vec<Task<T>>, deadline: Instant) -> (Vec<T>, u64) {
     let total = tasks.len() as u64;
     let done = Rc::new(RefCell::new(Vec::with_capacity(tasks.len())));
     let all = {

@@ -2,17 +2,22 @@
 //!
 //! Modes: `lookup` (route lookups, closed or open loop), `register`
 //! (brokers re-registering with churn), `mixed` (both at once), `storm`
-//! (connect, one lookup, close) and `serve-fixed` (a trivial responder that
-//! gives the ceiling of this machine and client, DECISIONS 23). The client
-//! is one glommio executor thread with every connection a local task. Every
+//! (connect, one lookup, close), `abuse` (lookup latency on one shard
+//! while hostile clients run, phase by phase) and `serve-fixed` (a trivial
+//! responder that gives the ceiling of this machine and client, DECISIONS
+//! 23). The client is one glommio executor thread with every connection a
+//! local task (`abuse` adds a second one for its abusers). Every
 //! run is bounded in time and count, talks only to the address it is given
 //! and verifies every reply; errors are counted by kind, never fatal.
 //!
 //! This file starts the mode named on the command line and holds what the
 //! modes share; `args` is the command line, `client` runs the client
-//! modes and prints their summary, `fixed` is the responder and `report`
-//! turns runs into a table and plots.
+//! modes and prints their summary, `abuse` and `abusers` are the abuse
+//! mode, `fixed` is the responder and `report` turns runs into a table and
+//! plots.
 
+mod abuse;
+mod abusers;
 mod args;
 mod client;
 mod fixed;
@@ -59,6 +64,7 @@ fn main() {
     let result = match name {
         "serve-fixed" => serve_fixed(sub),
         "report" => run_report(sub),
+        "abuse" => abuse::run(sub),
         mode => client::run_client(mode, sub),
     };
     if let Err(e) = result {

@@ -61,14 +61,15 @@ impl Stats {
         self.errors.values().sum()
     }
 
-    fn us(&self, q: f64) -> f64 {
+    /// The latency at quantile `q`, in µs (0 when nothing was measured).
+    pub fn us(&self, q: f64) -> f64 {
         if self.hist.is_empty() {
             return 0.0;
         }
         round1(self.hist.value_at_quantile(q) as f64 / 1000.0)
     }
 
-    fn max_us(&self) -> f64 {
+    pub fn max_us(&self) -> f64 {
         round1(self.hist.max() as f64 / 1000.0)
     }
 
