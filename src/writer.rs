@@ -493,11 +493,20 @@ impl Writer {
             self.answer(reply, Err(ConfigRefused::BlackListed));
             return;
         }
-        for (key, value) in &entries {
-            let effect = self.config.update_effect(key);
-            let shown = loggable(Some(value));
-            log::info!("update NameServer config {key} = {shown}: {effect}");
+        // One line per key up to a point: a body of 300,000 keys must not
+        // write 300,000 log lines.
+        const LOGGED_KEYS_MAX: usize = 32;
+        for (i, (key, value)) in entries.iter().enumerate() {
+            if i < LOGGED_KEYS_MAX {
+                let effect = self.config.update_effect(key);
+                let shown = loggable(Some(value));
+                log::info!("update NameServer config {key} = {shown}: {effect}");
+            }
             self.config.set_at_runtime(key, value);
+        }
+        if entries.len() > LOGGED_KEYS_MAX {
+            let more = entries.len() - LOGGED_KEYS_MAX;
+            log::info!("update NameServer config: {more} more keys not logged");
         }
         let before = self.settings.clone();
         let settings = self.config.runtime();
